@@ -1,0 +1,79 @@
+# dbrelease: the two commands that matter are `make demo` and `make test`. Each sets itself up on a fresh
+# Debian/Ubuntu machine: system packages from bindep.txt (as root or with sudo), the Python venv, npm packages.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+BACKEND := examples/app/backend
+
+.PHONY: help deps deps-test venv node demo demo-stop demo-clean test lint unit integration faults molecule bench clean
+
+help:
+	@echo "make demo        run a whole release on an embedded MariaDB (starts it under .demo/)"
+	@echo "make demo-stop   stop the embedded MariaDB and the example backend"
+	@echo "make test        lint, unit, integration and molecule tests (real throwaway MariaDB servers)"
+	@echo "make bench       benchmarks (backup, schema dry-run, verification, fleet); prints the figures"
+
+deps:
+	@scripts/install_deps.sh demo
+
+deps-test:
+	@scripts/install_deps.sh test
+
+$(BIN)/.installed: requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	@touch $@
+
+venv: $(BIN)/.installed
+
+$(BACKEND)/node_modules/.installed: $(BACKEND)/package.json $(wildcard $(BACKEND)/package-lock.json)
+	cd $(BACKEND) && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; \
+	  else npm install --no-audit --no-fund --loglevel=error; fi
+	@touch $@
+
+node: $(BACKEND)/node_modules/.installed
+
+demo: deps venv node
+	$(BIN)/python scripts/demo.py
+
+demo-stop: venv
+	$(BIN)/python scripts/demo.py stop-app
+	$(BIN)/python scripts/sandbox_db.py stop .demo/mariadb
+
+demo-clean: demo-stop
+	rm -rf .demo artifacts
+
+lint: venv
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --offline --profile production
+	$(BIN)/ruff check .
+	@for inv in local staging production; do \
+	  $(BIN)/ansible-playbook --syntax-check -i inventories/$$inv release.yml >/dev/null || exit 1; \
+	done; echo "syntax-check: release.yml ok with inventories local, staging, production"
+
+unit: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+
+integration: deps-test venv node
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests/integration
+
+# The fault matrix (tests/faults): faults injected into real servers and hosts; prints the matrix as a table.
+faults: deps-test venv node
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/faults
+
+molecule: deps-test venv node
+	cd $(CURDIR) && $(BIN)/molecule test -s default
+	cd $(CURDIR) && $(BIN)/molecule test -s ssh
+
+test: deps-test venv node lint unit integration faults molecule
+
+bench: deps-test venv node
+	$(BIN)/python scripts/bench.py
+
+clean:
+	rm -rf .pytest_cache .ruff_cache artifacts
+	find . -name __pycache__ -prune -exec rm -rf {} +

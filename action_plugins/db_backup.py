@@ -1,0 +1,110 @@
+"""Controller half of db_backup: start the dump detached on the database host, print progress, return the result.
+
+The module's `mode` is the protocol: `start` forks the work and returns a job directory, `status` reads the job's
+status file (and renews its lease), `cancel` stops it. Only small JSON documents travel: the dump never passes
+through the controller, so the controller's memory stays flat whatever the dump size.
+
+An interrupted controller (Ctrl-C) cancels the job before it stops; if even that cannot reach the host, the job
+stops by itself when its lease expires. Either way the job removes its hidden partial file: a dump only ever
+appears under its final name complete and verified.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+display = Display()
+
+POLL_S = 2.0
+PROGRESS_EVERY_S = 5.0
+FINAL_KEYS_DROPPED = ("state", "result", "pid", "started", "progress", "trace")
+
+
+def _human(count):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(count) < 1024 or unit == "GiB":
+            return ("%d %s" % (count, unit)) if unit == "B" else ("%.1f %s" % (count, unit))
+        count /= 1024.0
+    return "%.1f TiB" % count
+
+
+def progress_text(host, snapshot):
+    elapsed = float(snapshot.get("elapsed_s") or 0)
+    raw = int(snapshot.get("bytes_uncompressed") or 0)
+    written = int(snapshot.get("bytes_compressed") or 0)
+    rate = raw / elapsed if elapsed > 0 else 0.0
+    return "[%s] backup of %s %s: %s dumped, %s written, %s/s, %.0fs elapsed" % (
+        host, snapshot.get("database", "?"), snapshot.get("stage", "?"), _human(raw), _human(written),
+        _human(rate), elapsed)
+
+
+def _interrupt(signum, frame):
+    """SIGINT/SIGTERM while polling: raise once (Ansible's main process sends SIGINT then SIGTERM at once)."""
+    if _INTERRUPTED:
+        return
+    _INTERRUPTED.append(signum)
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+_INTERRUPTED: list[int] = []
+
+
+class ActionModule(ActionBase):
+    _requires_connection = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        module = self._task.action
+        host = (task_vars or {}).get("inventory_hostname", "?")
+        if args.get("mode", "run") != "run" or self._task.check_mode:
+            result.update(self._execute_module(module_name=module, module_args=args, task_vars=task_vars))
+            return result
+        started = self._execute_module(module_name=module, module_args=dict(args, mode="start"),
+                                       task_vars=task_vars)
+        if started.get("failed") or started.get("finished", True):
+            result.update(started)
+            result.pop("finished", None)
+            return result
+        job = {"mode": "status", "job_dir": started["job_dir"]}
+        last_shown = 0.0
+        # Ansible's worker process dies at once on SIGINT/SIGTERM (os._exit); while we poll, turn them into an
+        # exception instead so the job is cancelled (and its partial file removed) before this process goes.
+        previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            polls = 0
+            while True:
+                time.sleep(min(POLL_S, 0.5 * 2 ** polls))  # 0.5 s, 1 s, then every POLL_S: short jobs end soon
+                polls += 1
+                status = self._execute_module(module_name=module, module_args=job, task_vars=task_vars)
+                if status.get("failed"):  # the status call itself failed (host unreachable, job dir gone)
+                    result.update(status)
+                    return result
+                state = status.get("state")
+                if state == "done":
+                    result.update(status["result"])
+                    return result
+                if state == "failed":
+                    result.update(failed=True, changed=False, check=status.get("check"),
+                                  msg="backup of %s failed: %s" % (args.get("database"), status.get("msg")))
+                    return result
+                now = time.monotonic()
+                if status.get("progress") and now - last_shown >= PROGRESS_EVERY_S:
+                    last_shown = now
+                    display.display(progress_text(host, status["progress"]))
+        except BaseException:
+            for sig in previous:
+                signal.signal(sig, signal.SIG_IGN)  # let the cancel call finish
+            display.warning("[%s] backup interrupted on the controller: cancelling the job on the host" % host)
+            self._execute_module(module_name=module, module_args={"mode": "cancel", "job_dir": job["job_dir"]},
+                                 task_vars=task_vars)
+            raise
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._remove_tmp_path(self._connection._shell.tmpdir)

@@ -1,0 +1,341 @@
+#!/usr/bin/python
+"""Ansible module: push a verified backup (and its sidecars) to a vault host over SSH, verified there, atomically."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: backup_vault_copy
+short_description: Copy a verified backup to a vault host with rsync over SSH, re-verify its sha256 there
+description:
+  - Runs on the database host and pushes the backup straight to the vault with C(rsync) over C(ssh): the dump
+    never passes through the controller (nor its memory), and the transfer runs at rsync speed.
+  - The files land in a hidden staging directory C(<dest_dir>/.<name>.incoming/) on the vault; the vault then
+    flushes them to disk (C(sync)), computes the dump's sha256 itself and compares it with I(sha256). Only when
+    they match are the sidecars and then the dump renamed to their final names (the dump last: its name appearing
+    is the commit point). On a mismatch the staging directory is removed and the module fails, naming the vault,
+    the file, the expected and the found checksum: nothing unverified is ever left under a backup's name.
+  - If the vault cannot be reached, the module fails with the SSH error and the address it tried.
+  - Idempotent: when the vault already holds the file under its final name with the expected sha256 (computed on
+    the vault) and the sidecars, nothing is copied. A file under the backup's name with a different checksum is
+    replaced by a verified copy, with a warning.
+  - Needs C(rsync), C(ssh) and C(sha256sum) on the database host and C(rsync), C(sha256sum), C(sync) on the vault,
+    and a key on the database host that the vault accepts (I(ssh_key)).
+options:
+  src:
+    description: The backup file on the database host (its final, verified name).
+    type: path
+    required: true
+  sha256:
+    description: The backup's expected sha256 (hex), as computed while it was written. Required, except in
+      check mode when the backup was not taken (a dry run): then only the vault is probed.
+    type: str
+  sidecars:
+    description:
+      - Files copied with the backup, committed just before it (C(<src>.sha256), C(<src>.manifest.json)).
+      - A C(.sha256) sidecar must name the same digest as I(sha256).
+    type: list
+    elements: path
+    default: []
+  vault:
+    description: The vault's inventory name, used in messages.
+    type: str
+    required: true
+  address:
+    description: Address of the vault as the database host reaches it.
+    type: str
+    required: true
+  port:
+    description: SSH port of the vault.
+    type: int
+    default: 22
+  user:
+    description: SSH user on the vault; empty for ssh's default (the user running the module).
+    type: str
+    default: ""
+  dest_dir:
+    description: Directory on the vault for this host's backups (created if missing).
+    type: str
+    required: true
+  ssh_key:
+    description: Private key on the database host for the vault (empty to use the user's default keys).
+    type: path
+  ssh_options:
+    description: Extra C(ssh) arguments, for example C([-o, UserKnownHostsFile=/etc/dbrelease/known_hosts]).
+    type: list
+    elements: str
+    default: []
+  connect_timeout:
+    description: Seconds to wait for the vault's SSH port; a vault that stops answering mid-copy fails after
+      about three times this (SSH keepalives).
+    type: int
+    default: 10
+  rsync_path:
+    description: The rsync command on the vault (for example C(sudo rsync)).
+    type: str
+    default: rsync
+  fsync:
+    description: Flush the copy to the vault's disk before verifying and committing it.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    details: probes the vault (read-only) and reports whether a copy would be made; copies nothing.
+  diff_mode:
+    support: none
+author: dbrelease
+"""
+
+EXAMPLES = r"""
+- name: Copy the backup to the vault
+  backup_vault_copy:
+    src: /var/backups/dbrelease/app_v1.2.0_20261128T061814Z.sql.gz
+    sha256: "{{ __backup_result.sha256 }}"
+    sidecars:
+      - /var/backups/dbrelease/app_v1.2.0_20261128T061814Z.sql.gz.sha256
+      - /var/backups/dbrelease/app_v1.2.0_20261128T061814Z.sql.gz.manifest.json
+    vault: vault1
+    address: 10.0.0.20
+    user: backup
+    dest_dir: /srv/vault/db1
+    ssh_key: /etc/dbrelease/vault_ed25519
+    ssh_options: [-o, UserKnownHostsFile=/etc/dbrelease/known_hosts, -o, StrictHostKeyChecking=yes]
+"""
+
+RETURN = r"""
+dest:
+  description: The backup's path on the vault.
+  returned: always
+  type: str
+sha256:
+  description: The sha256 the vault computed for its copy.
+  returned: when the vault holds a verified copy
+  type: str
+bytes:
+  description: Size of the backup.
+  returned: always
+  type: int
+copied:
+  description: Whether the dump was transferred in this run.
+  returned: always
+  type: bool
+replaced_corrupt:
+  description: The sha256 of a file that was under the backup's name on the vault with the wrong checksum.
+  returned: when such a file was replaced
+  type: str
+seconds:
+  description: Wall time of the copy, verification and commit.
+  returned: always
+  type: float
+"""
+
+import os
+import shlex
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+EXIT_MISMATCH = 3
+
+
+def ssh_command(p) -> list[str]:
+    """The ssh client command (without the destination) for the vault."""
+    cmd = ["ssh", "-p", str(p["port"]), "-o", "BatchMode=yes", "-o", "ConnectTimeout=%d" % p["connect_timeout"],
+           "-o", "ServerAliveInterval=%d" % max(1, p["connect_timeout"]), "-o", "ServerAliveCountMax=3"]
+    if p.get("ssh_key"):
+        cmd += ["-i", p["ssh_key"], "-o", "IdentitiesOnly=yes"]
+    return cmd + list(p.get("ssh_options") or [])
+
+
+def staging_dir(dest_dir: str, name: str) -> str:
+    return "%s/.%s.incoming" % (dest_dir.rstrip("/"), name)
+
+
+def probe_script(dest_dir: str, name: str, sidecars: list[str]) -> str:
+    """Read-only: report the backup (size, sha256) and the sidecars already under their final names."""
+    q = shlex.quote
+    lines = [
+        "cd -- %s 2>/dev/null || exit 0" % q(dest_dir),
+        "if [ -f %s ]; then printf 'F %%s %%s\\n' \"$(stat -c %%s -- %s)\" \"$(sha256sum -- %s | cut -c1-64)\"; fi"
+        % (q(name), q(name), q(name)),
+    ]
+    for side in sidecars:
+        lines.append("if [ -f %s ]; then printf 'S %%s %%s\\n' \"$(stat -c %%s -- %s)\" %s; fi"
+                     % (q(side), q(side), q(side)))
+    return "\n".join(lines)
+
+
+def parse_probe(out: str) -> dict:
+    found = {"final": None, "sidecars": {}}
+    for line in out.splitlines():
+        parts = line.split(" ", 2)
+        if parts[0] == "F" and len(parts) == 3:
+            found["final"] = {"bytes": int(parts[1]), "sha256": parts[2].strip()}
+        elif parts[0] == "S" and len(parts) == 3:
+            found["sidecars"][parts[2]] = int(parts[1])
+    return found
+
+
+def commit_script(dest_dir: str, name: str, sidecars: list[str], sha256: str, fsync: bool) -> str:
+    """Verify the staged copy on the vault, then rename sidecars and dump into place; on mismatch remove it."""
+    q = shlex.quote
+    stage = staging_dir(dest_dir, name)
+    staged = [name] + sidecars
+    lines = ["set -e", "cd -- %s" % q(stage)]
+    if fsync:
+        lines.append("sync -- %s" % " ".join(q(f) for f in staged))
+    lines += [
+        "found=$(sha256sum -- %s | cut -c1-64)" % q(name),
+        "if [ \"$found\" != %s ]; then" % q(sha256),
+        "  cd / && rm -rf -- %s" % q(stage),
+        "  echo \"MISMATCH $found\"",
+        "  exit %d" % EXIT_MISMATCH,
+        "fi",
+        "cd -- %s" % q(dest_dir),
+    ]
+    for side in sidecars:
+        lines.append("mv -f -- %s %s" % (q(".%s.incoming/%s" % (name, side)), q(side)))
+    lines += [
+        "mv -f -- %s %s" % (q(".%s.incoming/%s" % (name, name)), q(name)),
+        "rmdir -- %s" % q(".%s.incoming" % name),
+    ]
+    if fsync:
+        lines.append("sync -- .")
+    lines.append("echo \"OK $found\"")
+    return "\n".join(lines)
+
+
+class VaultError(Exception):
+    pass
+
+
+class VaultCopy:
+    def __init__(self, module):
+        self.module = module
+        self.p = module.params
+        self.target = ("%s@%s" % (self.p["user"], self.p["address"])) if self.p["user"] else self.p["address"]
+        self.where = "vault %s (%s:%d)" % (self.p["vault"], self.target, self.p["port"])
+
+    def ssh(self, script: str):
+        cmd = ssh_command(self.p) + [self.target, "sh -c %s" % shlex.quote(script)]
+        return self.module.run_command(cmd)
+
+    def unreachable(self, rc, err, doing):
+        err_lines = [line for line in (err or "").strip().splitlines() if line.strip()]
+        detail = err_lines[-1] if err_lines else "rc=%d" % rc
+        return VaultError("%s unreachable over SSH while %s: %s. Nothing was written under the backup's name; "
+                          "check the vault is up and accepts the key (backup_vault_ssh_key), then rerun."
+                          % (self.where, doing, detail))
+
+    def run(self):
+        p = self.p
+        src = p["src"]
+        name = os.path.basename(src)
+        dest_dir = p["dest_dir"].rstrip("/") or "/"
+        if self.module.check_mode and (not p["sha256"] or not os.path.isfile(src)):
+            rc, out, err = self.ssh("true")
+            if rc != 0:
+                raise self.unreachable(rc, err, "checking it can be reached")
+            return {"changed": True, "dest": "%s/%s" % (dest_dir, name), "bytes": 0, "copied": False,
+                    "vault": p["vault"], "msg": "dry run: the backup would be copied to %s" % self.where}
+        if not p["sha256"] or len(p["sha256"]) != 64:
+            raise VaultError("sha256 must be the backup's 64 hex digits, got %r" % (p["sha256"] or "")[:80])
+        if not os.path.isfile(src):
+            raise VaultError("backup %s does not exist on this host: nothing to copy to %s" % (src, self.where))
+        sidecars = []
+        for side in p["sidecars"]:
+            if not os.path.isfile(side):
+                raise VaultError("sidecar %s of backup %s does not exist on this host" % (side, name))
+            if os.path.dirname(os.path.abspath(side)) != os.path.dirname(os.path.abspath(src)):
+                raise VaultError("sidecar %s is not in the backup's directory" % side)
+            if side.endswith(".sha256"):
+                with open(side) as fh:
+                    digest = (fh.read().split() or [""])[0].lower()
+                if digest != p["sha256"].lower():
+                    raise VaultError("sidecar %s names sha256 %s, not the backup's %s: refusing to copy an "
+                                     "inconsistent backup" % (side, digest, p["sha256"]))
+            sidecars.append(os.path.basename(side))
+        size = os.path.getsize(src)
+        result = {"changed": False, "dest": "%s/%s" % (dest_dir, name), "bytes": size, "copied": False,
+                  "vault": p["vault"]}
+        started = time.monotonic()
+
+        rc, out, err = self.ssh(probe_script(dest_dir, name, sidecars))
+        if rc != 0:
+            raise self.unreachable(rc, err, "checking what it holds")
+        found = parse_probe(out)
+        final = found["final"]
+        if final and final["sha256"] == p["sha256"].lower() and final["bytes"] == size and all(
+                found["sidecars"].get(s) == os.path.getsize(os.path.join(os.path.dirname(src), s))
+                for s in sidecars):
+            result.update(sha256=final["sha256"], seconds=round(time.monotonic() - started, 3))
+            return result
+        if final and final["sha256"] != p["sha256"].lower():
+            result["replaced_corrupt"] = final["sha256"]
+            self.module.warn("%s held %s with sha256 %s instead of %s: %s it with a verified copy"
+                             % (self.where, name, final["sha256"], p["sha256"],
+                                "would replace" if self.module.check_mode else "replacing"))
+        result["changed"] = True
+        if self.module.check_mode:
+            result["seconds"] = round(time.monotonic() - started, 3)
+            return result
+
+        stage = staging_dir(dest_dir, name)
+        rc, out, err = self.ssh("mkdir -p -- %s" % shlex.quote(stage))
+        if rc != 0:
+            raise self.unreachable(rc, err, "creating %s" % stage)
+        rsync = ["rsync", "--partial", "--times", "--chmod=F0640", "--rsync-path=%s" % p["rsync_path"],
+                 "-e", " ".join(shlex.quote(a) for a in ssh_command(p)),
+                 src] + [os.path.join(os.path.dirname(src), s) for s in sidecars] + ["%s:%s/" % (self.target, stage)]
+        rc, out, err = self.module.run_command(rsync)
+        if rc != 0:
+            if rc == 255 or "connection" in (err or "").lower() or "ssh" in (err or "").lower():
+                raise self.unreachable(rc, err, "copying %s" % name)
+            raise VaultError("rsync of %s to %s failed (rc=%d): %s. The partial copy stays in the hidden %s, "
+                             "never under the backup's name; rerun to resume." % (name, self.where, rc,
+                                                                                  (err or out).strip()[-500:], stage))
+        result["copied"] = True
+
+        rc, out, err = self.ssh(commit_script(dest_dir, name, sidecars, p["sha256"].lower(), p["fsync"]))
+        if rc == EXIT_MISMATCH and "MISMATCH" in out:
+            found_sha = out.split("MISMATCH", 1)[1].split()[0] if out.split("MISMATCH", 1)[1].split() else "?"
+            raise VaultError("checksum mismatch on %s for %s after the copy: expected sha256 %s, the vault computed "
+                             "%s. The copy was removed; nothing was left under the backup's name. Check the vault's "
+                             "disk and rerun." % (self.where, name, p["sha256"], found_sha))
+        if rc != 0:
+            raise self.unreachable(rc, err, "verifying and committing %s" % name) if rc == 255 else VaultError(
+                "verifying and committing %s on %s failed (rc=%d): %s" % (name, self.where, rc, (err or out).strip()))
+        result["sha256"] = out.split("OK", 1)[1].split()[0]
+        result["seconds"] = round(time.monotonic() - started, 3)
+        return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            src=dict(type="path", required=True),
+            sha256=dict(type="str"),
+            sidecars=dict(type="list", elements="path", default=[]),
+            vault=dict(type="str", required=True),
+            address=dict(type="str", required=True),
+            port=dict(type="int", default=22),
+            user=dict(type="str", default=""),
+            dest_dir=dict(type="str", required=True),
+            ssh_key=dict(type="path"),
+            ssh_options=dict(type="list", elements="str", default=[]),
+            connect_timeout=dict(type="int", default=10),
+            rsync_path=dict(type="str", default="rsync"),
+            fsync=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        result = VaultCopy(module).run()
+    except VaultError as exc:
+        module.fail_json(msg=str(exc), vault=module.params["vault"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+#!/usr/bin/python
+"""Ansible module: a streaming, verified, atomic dump of one database (with an action plugin for progress)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: db_backup
+short_description: Dump one database, compressed and checksummed in one pass, verified before it is published
+description:
+  - Runs C(mariadb-dump) (or C(mysqldump)) with C(--single-transaction --routines --events --triggers) and,
+    where the server writes a binary log, the position (and GTID) as a comment; pipes it into C(pigz) (C(gzip)
+    when pigz is not installed) or C(zstd -T0); computes the sha256 of the compressed stream while writing it to a
+    hidden C(.NAME.partial) file in I(backup_dir).
+  - Checks every stage's exit status, fsyncs, verifies the file (decompression, the C(-- Dump completed)
+    trailer, checksum), writes C(NAME.sha256) (C(sha256sum -c) format) and C(NAME.manifest.json), and only then
+    renames the dump to its final name. A failed, cancelled or interrupted run removes its partial file.
+  - The password reaches the client tools only through a 0600 option file given as their first argument.
+  - With the C(db_backup) action plugin (the normal case) the work runs detached on the database host and the
+    controller prints progress (bytes, rate, elapsed) every few seconds. I(mode) is the plugin's protocol.
+  - With I(reuse=true) and a I(label), an existing backup of the same database and label whose checksum is valid
+    is returned instead of taking a new one (C(changed=false)), so rerunning a release does not pile up dumps.
+options:
+  database:
+    description: Database to dump. Required unless I(mode=status) or I(mode=cancel).
+    type: str
+  backup_dir:
+    description: Directory on the database host for the dump, its C(.sha256) and its manifest. Must exist.
+    type: path
+  compression:
+    description: C(gzip) writes C(.sql.gz) (with pigz where installed, same format); C(zstd) writes C(.sql.zst).
+    type: str
+    choices: [gzip, zstd]
+    default: gzip
+  compression_level:
+    description: Compressor level; the tool's default when unset.
+    type: int
+  compression_threads:
+    description: Compressor threads; C(0) means all cores.
+    type: int
+    default: 0
+  label:
+    description: Release label put in the file name (C(<database>_<label>_<UTC stamp>.sql.gz)).
+    type: str
+    default: ""
+  reuse:
+    description: Return an existing valid backup of the same database and I(label) instead of taking another.
+    type: bool
+    default: true
+  mode:
+    description:
+      - C(run) does the whole backup in this call. C(start) forks the work and returns a I(job_dir); C(status)
+        reads a job's status and renews its lease; C(cancel) stops a job (which removes its partial file).
+    type: str
+    choices: [run, start, status, cancel]
+    default: run
+  job_dir:
+    description: Job directory returned by I(mode=start); for C(status) and C(cancel).
+    type: path
+  lease_seconds:
+    description: A detached job stops (and removes its partial file) when no status call came for this long.
+    type: int
+    default: 120
+notes:
+  - Connection options are C(login_user), C(login_password), C(login_host), C(login_port), C(login_unix_socket)
+    and C(connect_timeout), as in community.mysql.
+attributes:
+  check_mode:
+    support: full
+    details: connects and reports the file it would write, the command and the tables; creates nothing.
+author: dbrelease
+"""
+
+EXAMPLES = r"""
+- name: Dump the release database
+  db_backup:
+    database: arisgourmet
+    backup_dir: /var/backups/dbrelease
+    compression: gzip
+    label: v1.2.0
+    login_user: db_admin
+    login_password: "{{ vault_db_admin_password }}"
+    login_unix_socket: /run/mysqld/mysqld.sock
+  no_log: true
+  register: __backup_result
+"""
+
+RETURN = r"""
+path:
+  description: The published dump (or, in check mode, the file that would be written).
+  returned: success
+  type: str
+sha256:
+  description: sha256 of the compressed file.
+  returned: success and not check mode
+  type: str
+bytes:
+  description: Size of the compressed file.
+  returned: success and not check mode
+  type: int
+bytes_uncompressed:
+  description: Size of the SQL text.
+  returned: success and not check mode
+  type: int
+checksum_file:
+  description: C(<path>.sha256), in C(sha256sum -c) format.
+  returned: success and not check mode
+  type: str
+manifest:
+  description: C(<path>.manifest.json).
+  returned: success and not check mode
+  type: str
+manifest_data:
+  description: The manifest's content (database, server, position, tables, bytes, durations, tools, checksum).
+  returned: success and not check mode
+  type: dict
+checks:
+  description: Verification checks and whether each passed (C(checksum), C(decompress), C(trailer)).
+  returned: success and not check mode
+  type: dict
+compression:
+  description: C(gzip) or C(zstd).
+  returned: success
+  type: str
+compressor:
+  description: The compressor binary used (C(pigz), C(gzip), C(zstd)).
+  returned: success
+  type: str
+memory:
+  description: Peak resident memory (KiB) of the process that streamed the dump and of its tools.
+  returned: when a new backup was taken
+  type: dict
+reused:
+  description: Whether an existing valid backup was returned instead of a new one.
+  returned: success
+  type: bool
+job_dir:
+  description: With I(mode=start), the job to poll.
+  returned: mode=start
+  type: str
+state:
+  description: With I(mode=status)/I(cancel), C(running), C(done) or C(failed); C(progress) holds the counters.
+  returned: mode=status or mode=cancel
+  type: str
+"""
+
+import os
+import resource
+import socket
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.dbrelease import backup as plan
+from ansible.module_utils.dbrelease import backup_files, backup_job, backup_stream
+from ansible.module_utils.dbrelease.backup import BackupError
+from ansible.module_utils.dbrelease.db import DbError, connect, connection_argument_spec, endpoint, require_pymysql
+
+
+def argument_spec():
+    spec = connection_argument_spec()
+    spec.update(
+        database=dict(type="str"),
+        backup_dir=dict(type="path"),
+        compression=dict(type="str", choices=list(plan.COMPRESSIONS), default="gzip"),
+        compression_level=dict(type="int"),
+        compression_threads=dict(type="int", default=0),
+        label=dict(type="str", default=""),
+        reuse=dict(type="bool", default=True),
+        mode=dict(type="str", choices=["run", "start", "status", "cancel"], default="run"),
+        job_dir=dict(type="path"),
+        lease_seconds=dict(type="int", default=120),
+    )
+    return spec
+
+
+def existing_backup(params):
+    """A valid backup of the same database and label, if reuse is on; None otherwise."""
+    if not params["reuse"] or not plan.safe_label(params["label"]):
+        return None
+    for item in backup_files.find_backups(params["backup_dir"], params["database"], params["label"]):
+        expected = backup_files.read_checksum_file(item["path"] + ".sha256")
+        if item["manifest"] is None or expected is None:
+            continue
+        if backup_files.sha256_of(item["path"]) != expected:
+            continue
+        manifest = item["manifest"]
+        return dict(path=item["path"], sha256=expected, bytes=os.path.getsize(item["path"]),
+                    bytes_uncompressed=manifest.get("bytes", {}).get("uncompressed"),
+                    checksum_file=item["path"] + ".sha256", manifest=item["path"] + ".manifest.json",
+                    manifest_data=manifest, compression=manifest.get("compression"),
+                    compressor=None, position=manifest.get("position", {}),
+                    checks={"checksum": True}, durations_s=manifest.get("durations_s", {}), reused=True)
+    return None
+
+
+def inspect_source(params):
+    try:
+        conn = connect(params)
+    except DbError as exc:
+        raise BackupError(str(exc), check="connect") from None
+    try:
+        return backup_stream.source_info(conn, params["database"])
+    finally:
+        conn.close()
+
+
+def plan_only(params, tools, info):
+    name = plan.backup_file_name(params["database"], params["label"], params["compression"], plan.utc_stamp())
+    compress = plan.compress_command(params["compression"], tools, params["compression_level"],
+                                     params["compression_threads"])
+    dump = plan.dump_command(tools["dump"], "OPTION_FILE", params["database"],
+                             plan.position_options(info["server"], info["log_bin"]))
+    return dict(changed=True, path=os.path.join(params["backup_dir"], name), compression=params["compression"],
+                compressor=os.path.basename(compress[0]), command=" ".join(dump[2:]) + " | " + " ".join(compress),
+                server=info["server"], tables=info["tables"], reused=False,
+                msg="would dump %s to %s" % (params["database"], os.path.join(params["backup_dir"], name)))
+
+
+def make_work(params, tools, info):
+    def work(report, should_stop):
+        progress = backup_stream.Progress(params["database"], callback=report, should_stop=should_stop)
+        result = backup_stream.run_dump(
+            params, info, tools, progress, database=params["database"], backup_dir=params["backup_dir"],
+            compression=params["compression"], level=params["compression_level"],
+            threads=params["compression_threads"], label=params["label"], host=socket.getfqdn())
+        memory = {"worker_peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "tools_peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
+        return dict(result, changed=True, memory=memory, msg="backup %s verified (%s)" % (
+            result["path"], ", ".join(sorted(result["checks"]))))
+    return work
+
+
+def prepare(module, params):
+    """Validate, find the tools, reuse or inspect the source. Returns (result or None, tools, info)."""
+    for key in ("database", "backup_dir"):
+        if not params.get(key):
+            module.fail_json(msg="%s is required with mode=%s" % (key, params["mode"]))
+    if not os.path.isdir(params["backup_dir"]) and not module.check_mode:
+        module.fail_json(msg="backup directory %s does not exist on %s (backup_dir)"
+                         % (params["backup_dir"], socket.getfqdn()))
+    tools = backup_stream.find_tools()
+    if not tools["dump"]:
+        module.fail_json(msg="neither mariadb-dump nor mysqldump is installed on %s" % socket.getfqdn())
+    reused = existing_backup(params)
+    if reused:
+        return dict(reused, changed=False, msg="reusing the valid backup %s of %s (label %s)"
+                    % (reused["path"], params["database"], params["label"])), tools, None
+    return None, tools, inspect_source(params)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    mode = params["mode"]
+    if mode in ("status", "cancel"):
+        try:
+            job_dir = backup_job.check_job_dir(params["job_dir"])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
+        state = backup_job.status(job_dir) if mode == "status" else backup_job.cancel(job_dir)
+        if state.get("state") in ("done", "failed"):
+            backup_job.remove(job_dir)
+        module.exit_json(changed=False, **state)
+    require_pymysql(module)
+    try:
+        done, tools, info = prepare(module, params)
+        if done:
+            module.exit_json(**dict(done, finished=True))
+        if module.check_mode:
+            module.exit_json(finished=True, **plan_only(params, tools, info))
+        work = make_work(params, tools, info)
+        if mode == "start":
+            job_dir = backup_job.new_job_dir()
+            pid = backup_job.start(job_dir, work, params["lease_seconds"])
+            module.exit_json(changed=False, finished=False, job_dir=job_dir, pid=pid)
+        module.exit_json(finished=True, **work(None, lambda: None))
+    except BackupError as exc:
+        module.fail_json(msg="backup of %s as %s failed: %s" % (params["database"], endpoint(params), exc),
+                         check=exc.check)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Restore test: load a backup into a throwaway database on the same server, compare it with the source, drop it.
+
+The dump holds one database without `--databases`, so it has no CREATE DATABASE or USE: the client is simply
+pointed at `<db>__dbrelease_restore_<random>`. Events are restored DISABLED (rewritten in the stream) so that no
+event ever fires from the copy; the session does not write the binary log (`sql_log_bin=0`) unless configured,
+so replicas never see the copy. The throwaway database is dropped in every case, also on failure.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import subprocess
+import tempfile
+import time
+
+from ansible.module_utils.dbrelease import backup as plan
+from ansible.module_utils.dbrelease import backup_compare as cmp
+from ansible.module_utils.dbrelease.backup import BackupError
+from ansible.module_utils.dbrelease.backup_io import CHUNK, _kill
+from ansible.module_utils.dbrelease.db import DbError, client_option_file, connect, quote_ident, scrub
+
+EVENTS_MARKER = b"\n-- Dumping events for database '"
+_EVENT_HEADER_RE = re.compile(rb"^(/\*!50106 CREATE\*/.*? EVENT .*?) ENABLE((?: COMMENT '(?:[^'\\]|\\.|'')*')? DO )")
+
+
+class EventDisabler:
+    """Stream filter: in the dump's events section, create every event DISABLED. Everything else passes as is.
+
+    Feed chunks with `feed()`, then `flush()`; both return the bytes to write. `disabled` counts rewritten events.
+    """
+
+    def __init__(self):
+        self.in_events = False
+        self.carry = b""
+        self.disabled = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self.carry + chunk
+        if not self.in_events:
+            index = data.find(EVENTS_MARKER)
+            if index < 0:
+                keep = len(EVENTS_MARKER) - 1
+                self.carry = data[-keep:] if len(data) > keep else data
+                return data[:-keep] if len(data) > keep else b""
+            self.in_events = True
+            head, data = data[:index], data[index:]
+        else:
+            head = b""
+        cut = data.rfind(b"\n") + 1
+        complete, self.carry = data[:cut], data[cut:]
+        return head + b"".join(self._line(line) for line in complete.splitlines(keepends=True))
+
+    def flush(self) -> bytes:
+        rest, self.carry = self.carry, b""
+        return self._line(rest) if self.in_events else rest
+
+    def _line(self, line: bytes) -> bytes:
+        new, count = _EVENT_HEADER_RE.subn(rb"\1 DISABLE\2", line, count=1)
+        self.disabled += count
+        return new
+
+
+def restore_command(client, option_file, database, skip_binlog=True) -> list[str]:
+    cmd = [client, "--defaults-extra-file=%s" % option_file, "--max-allowed-packet=1G",
+           "--default-character-set=utf8mb4"]
+    if skip_binlog:
+        cmd.append("--init-command=SET SESSION sql_log_bin=0")
+    return cmd + [database]
+
+
+def restore(params, tools, path, target, skip_binlog=True) -> dict:
+    """Stream `path` (decompressed, events disabled) into the existing database `target`. Raises BackupError."""
+    compression = plan.compression_of(path)
+    if compression is None:
+        raise BackupError("%s is neither .sql.gz nor .sql.zst" % path, check="restore")
+    dec_err, cli_err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    filt = EventDisabler()
+    raw = [0]
+    dec = cli = None
+    try:
+        with client_option_file(params) as option_file:
+            with open(path, "rb") as src:
+                dec = subprocess.Popen(plan.decompress_command(compression, tools), stdin=src,
+                                       stdout=subprocess.PIPE, stderr=dec_err)
+            cli = subprocess.Popen(restore_command(tools["client"], option_file, target, skip_binlog),
+                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=cli_err)
+            broken = False
+            while True:
+                chunk = dec.stdout.read1(CHUNK)
+                if not chunk:
+                    break
+                raw[0] += len(chunk)
+                if not broken:
+                    try:
+                        cli.stdin.write(filt.feed(chunk))
+                    except BrokenPipeError:
+                        broken = True
+            if not broken:
+                try:
+                    cli.stdin.write(filt.flush())
+                    cli.stdin.close()
+                except BrokenPipeError:
+                    pass
+            dec_rc, cli_rc = dec.wait(), cli.wait()
+        if dec_rc != 0:
+            dec_err.seek(0)
+            raise BackupError("decompressing %s for the restore failed (exit %d): %s" % (
+                path, dec_rc, dec_err.read().decode("utf-8", "replace").strip()[-500:]), check="restore")
+        if cli_rc != 0:
+            cli_err.seek(0)
+            raise BackupError("restoring %s into %s failed (exit %d): %s" % (
+                path, target, cli_rc, scrub(cli_err.read().decode("utf-8", "replace").strip()[-800:], params)),
+                check="restore")
+    finally:
+        _kill(dec, cli)
+        for proc in (dec, cli):
+            if proc is not None and proc.stdout is not None:
+                proc.stdout.close()
+        dec_err.close()
+        cli_err.close()
+    return {"bytes_uncompressed": raw[0], "events_disabled": filt.disabled}
+
+
+def _drop(params, target) -> str | None:
+    """Drop the throwaway database on a fresh connection; returns an error message or None."""
+    try:
+        conn = connect(params)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("DROP DATABASE IF EXISTS %s" % quote_ident(target))
+        finally:
+            conn.close()
+    except (DbError, Exception) as exc:  # noqa: BLE001 - reported, never hidden
+        return "could not drop the throwaway database %s: %s" % (target, scrub(str(exc), params))
+    return None
+
+
+def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=True, token=None) -> dict:
+    """Restore `path` into a throwaway database and compare it with `database`. Never leaves the copy behind.
+
+    Returns {"ok", "problems", "throwaway", "objects", "rows", "live_differences", "durations_s", ...}.
+    """
+    target = cmp.restore_name(database, token or secrets.token_hex(4))
+    started = time.monotonic()
+    durations = {}
+    report = {"throwaway": target, "source": database, "exact_counts": exact_counts}
+    try:
+        conn = connect(params)
+    except DbError as exc:
+        raise BackupError(str(exc), check="connect") from None
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA "
+                        "WHERE SCHEMA_NAME = %s", (database,))
+            row = cur.fetchone()
+            if not row:
+                raise BackupError("source database %s does not exist: nothing to compare the restore with"
+                                  % database, check="source")
+            cur.execute("CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (quote_ident(target), row[0], row[1]))
+        try:
+            t0 = time.monotonic()
+            report.update(restore(params, tools, path, target, skip_binlog))
+            durations["restore"] = time.monotonic() - t0
+            t0 = time.monotonic()
+            conn.ping(reconnect=True)
+            source, copy = cmp.snapshot(conn, database), cmp.snapshot(conn, target)
+            problems = cmp.compare_objects(source, copy)
+            counts_src = cmp.row_counts(conn, database, source["tables"])
+            counts_copy = cmp.row_counts(conn, target, copy["tables"])
+            count_problems, live = cmp.compare_counts(counts_src, counts_copy, exact_counts)
+            durations["compare"] = time.monotonic() - t0
+        finally:
+            drop_error = _drop(params, target)
+    finally:
+        conn.close()
+    problems = problems + count_problems
+    if drop_error:
+        problems.append(drop_error)
+    durations["total"] = time.monotonic() - started
+    report.update(ok=not problems, problems=problems, objects=cmp.object_counts(source),
+                  rows={name: {"source": counts_src.get(name), "restored": counts_copy.get(name)}
+                        for name in sorted(counts_src)},
+                  live_differences=live, dropped=drop_error is None,
+                  durations_s={k: round(v, 3) for k, v in durations.items()})
+    return report
+
+
+def restore_only(params, tools, path, target, skip_binlog=True) -> float:
+    """Restore into an existing database (benchmarks); returns seconds."""
+    t0 = time.monotonic()
+    restore(params, tools, path, target, skip_binlog)
+    return time.monotonic() - t0
+

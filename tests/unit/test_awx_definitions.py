@@ -1,0 +1,311 @@
+"""The AWX definitions (awx/*.yml) agree with the playbooks they launch.
+
+Each job template's playbook exists, each `job_tags` value is a tag the playbooks really carry, each survey
+variable and each variable the credential type injects is one the playbooks or roles really read, the workflow
+cannot reach production without an approval, and no password travels as an extra var. Renaming a tag or a
+variable in the playbooks without updating awx/ fails here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jinja2
+import jinja2.meta
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+AWX = ROOT / "awx"
+SPECIAL_TAGS = {"always", "never", "all", "tagged", "untagged"}
+SURVEY_TYPES = {"text", "textarea", "password", "integer", "float", "multiplechoice", "multiselect"}
+# Keys whose values Ansible evaluates as bare Jinja expressions (no braces).
+BARE_EXPRESSION_KEYS = {"when", "that", "failed_when", "changed_when", "until"}
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as Ansible reads it: `!unsafe` and `!vault` are plain strings here."""
+
+
+_Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+_Loader.add_constructor("!vault", lambda loader, node: loader.construct_scalar(node))
+
+
+def load(path: Path):
+    return yaml.load(path.read_text(), Loader=_Loader)
+
+
+def walk(node, key=None):
+    """Yield (key, value) for every scalar string in a YAML tree, with the mapping key it sits under."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from walk(v, k)
+    elif isinstance(node, list):
+        for item in node:
+            yield from walk(item, key)
+    elif isinstance(node, str):
+        yield key, node
+
+
+# -- What the playbooks and roles really contain ---------------------------------------------------------------
+def playbook_files():
+    files = [p for p in (ROOT / "release.yml", ROOT / "fleet.yml", ROOT / "rollback.yml") if p.exists()]
+    return files + sorted((ROOT / "playbooks").glob("*.yml"))
+
+
+def role_yaml_files():
+    return sorted(p for sub in ("tasks", "defaults", "vars", "handlers") for p in ROOT.glob("roles/*/%s/*.yml" % sub))
+
+
+class _AnyPlugin(dict):
+    """Filters and tests by any name: only the variables matter here, not Ansible's plugins."""
+
+    def __contains__(self, name):
+        return True
+
+    def __missing__(self, name):
+        return _any_plugin
+
+    def get(self, name, default=None):
+        return self[name]
+
+
+def _any_plugin(*args, **kwargs):
+    return None
+
+
+_ENV = jinja2.Environment(extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
+_ENV.filters = _AnyPlugin(_ENV.filters)
+_ENV.tests = _AnyPlugin(_ENV.tests)
+
+
+def jinja_names(text: str) -> set[str]:
+    try:
+        return set(jinja2.meta.find_undeclared_variables(_ENV.parse(text)))
+    except jinja2.TemplateSyntaxError as exc:  # a test must not hide a template it cannot read
+        raise AssertionError("cannot parse template %r: %s" % (text[:80], exc)) from None
+
+
+def variables_read() -> set[str]:
+    """Every variable name that a playbook, role file or role template refers to in Jinja."""
+    names: set[str] = set()
+    for path in playbook_files() + role_yaml_files():
+        for key, value in walk(load(path)):
+            if key in BARE_EXPRESSION_KEYS:
+                names |= jinja_names("{{ %s }}" % value)
+            elif "{{" in value or "{%" in value:
+                names |= jinja_names(value)
+    for path in ROOT.glob("roles/*/templates/*.j2"):
+        names |= jinja_names(path.read_text())
+    return names
+
+
+def role_inputs() -> set[str]:
+    """Inputs declared in the roles' meta/argument_specs.yml."""
+    names: set[str] = set()
+    for path in ROOT.glob("roles/*/meta/argument_specs.yml"):
+        for spec in (load(path).get("argument_specs") or {}).values():
+            names |= set((spec or {}).get("options") or {})
+    return names
+
+
+def _collect_tags(node, tags: set[str]):
+    if isinstance(node, dict):
+        value = node.get("tags")
+        if isinstance(value, str):
+            tags.update(t.strip() for t in value.split(","))
+        elif isinstance(value, list):
+            tags.update(str(t) for t in value)
+        for v in node.values():
+            _collect_tags(v, tags)
+    elif isinstance(node, list):
+        for item in node:
+            _collect_tags(item, tags)
+
+
+def playbook_tags(playbook: Path, seen=None) -> set[str]:
+    """Tags carried by a playbook's plays (following import_playbook) and by the tasks of the roles they use."""
+    seen = seen if seen is not None else set()
+    if playbook in seen:
+        return set()
+    seen.add(playbook)
+    tags: set[str] = set()
+    roles: set[str] = set()
+    for play in load(playbook) or []:
+        imported = play.get("ansible.builtin.import_playbook") or play.get("import_playbook")
+        if imported:
+            tags |= playbook_tags((playbook.parent / imported).resolve(), seen)
+            continue
+        _collect_tags(play, tags)
+        for key, value in walk(play):
+            if key in ("role", "name") and (ROOT / "roles" / str(value)).is_dir():
+                roles.add(str(value))
+    for role in roles:
+        for path in (ROOT / "roles" / role / "tasks").glob("*.yml"):
+            _collect_tags(load(path), tags)
+    return tags
+
+
+# -- The AWX definitions ----------------------------------------------------------------------------------------
+JOB_TEMPLATES = load(AWX / "job_templates.yml")["dbrelease_awx_job_templates"]
+WORKFLOWS = load(AWX / "workflows.yml")["dbrelease_awx_workflows"]
+CREDENTIAL_TYPES = load(AWX / "credential_types.yml")["dbrelease_awx_credential_types"]
+
+
+def surveys():
+    for owner in JOB_TEMPLATES + WORKFLOWS:
+        if owner.get("survey_enabled"):
+            yield owner["name"], owner["survey_spec"]
+
+
+@pytest.fixture(scope="module")
+def read_names():
+    return variables_read() | role_inputs()
+
+
+@pytest.mark.parametrize("template", JOB_TEMPLATES, ids=[t["name"] for t in JOB_TEMPLATES])
+def test_job_template_playbook_exists(template):
+    assert (ROOT / template["playbook"]).is_file(), "%s launches %s, which does not exist" % (
+        template["name"], template["playbook"])
+
+
+@pytest.mark.parametrize("template", [t for t in JOB_TEMPLATES if t.get("job_tags")],
+                         ids=[t["name"] for t in JOB_TEMPLATES if t.get("job_tags")])
+def test_job_template_tags_are_real_tags_of_its_playbook(template):
+    real = playbook_tags(ROOT / template["playbook"]) - SPECIAL_TAGS
+    for tag in template["job_tags"].split(","):
+        assert tag.strip() in real, "%s runs --tags %s, but %s only has the tags %s" % (
+            template["name"], tag, template["playbook"], sorted(real))
+
+
+def test_every_phase_tag_of_release_has_a_job_template():
+    phase_tags = set()
+    for play in load(ROOT / "release.yml"):
+        _collect_tags(load(ROOT / play["ansible.builtin.import_playbook"]), phase_tags)
+    templated = {t["job_tags"] for t in JOB_TEMPLATES if t.get("job_tags")}
+    assert phase_tags - SPECIAL_TAGS <= templated, "phases without a job template: %s" % sorted(
+        phase_tags - SPECIAL_TAGS - templated)
+
+
+@pytest.mark.parametrize("name,survey", list(surveys()), ids=[n for n, _ in surveys()])
+def test_survey_variables_are_read_by_the_playbooks(name, survey, read_names):
+    for question in survey["spec"]:
+        assert question["variable"] in read_names, (
+            "survey of %s asks for %s, which no playbook or role reads" % (name, question["variable"]))
+
+
+@pytest.mark.parametrize("name,survey", list(surveys()), ids=[n for n, _ in surveys()])
+def test_survey_questions_are_well_formed(name, survey):
+    variables = [q["variable"] for q in survey["spec"]]
+    assert len(variables) == len(set(variables)), "%s asks twice for one variable" % name
+    for q in survey["spec"]:
+        assert q["type"] in SURVEY_TYPES, "%s: %s has type %s" % (name, q["variable"], q["type"])
+        assert q["type"] != "password", "%s: passwords come from credentials, not surveys" % name
+        assert q.get("question_name"), "%s: %s has no question" % (name, q["variable"])
+        if q["type"] == "multiplechoice":
+            assert str(q["default"]) in [str(c) for c in q["choices"]]
+        if q["type"] == "integer" and q.get("default") not in (None, ""):
+            assert q["min"] <= int(q["default"]) <= q["max"]
+        if q["type"] == "text" and q.get("default"):
+            assert q.get("min", 0) <= len(q["default"]) <= q.get("max", 1024)
+
+
+def test_surveys_ask_for_the_release_version():
+    for name, survey in surveys():
+        version = [q for q in survey["spec"] if q["variable"] == "release_version"]
+        assert version and version[0]["required"], "%s does not ask for the release version" % name
+
+
+def test_dry_run_is_offered_as_the_check_job_type():
+    for template in JOB_TEMPLATES:
+        if template["playbook"] in ("release.yml", "fleet.yml"):
+            assert template.get("ask_job_type_on_launch"), "%s cannot be launched as a dry run" % template["name"]
+
+
+def test_workflow_nodes_launch_defined_templates():
+    names = {t["name"] for t in JOB_TEMPLATES}
+    for workflow in WORKFLOWS:
+        identifiers = {n["identifier"] for n in workflow["nodes"]}
+        for node in workflow["nodes"]:
+            assert ("unified_job_template" in node) != ("approval_node" in node), node["identifier"]
+            if "unified_job_template" in node:
+                assert node["unified_job_template"] in names, node["identifier"]
+            for target in node.get("success_nodes") or []:
+                assert target in identifiers, "%s points to unknown node %s" % (node["identifier"], target)
+            if node.get("job_type"):
+                assert node["job_type"] in ("run", "check")
+
+
+def _paths(nodes, start, path=()):
+    path = path + (start,)
+    children = nodes[start].get("success_nodes") or []
+    if not children:
+        yield path
+    for child in children:
+        yield from _paths(nodes, child, path)
+
+
+def test_production_changes_only_after_staging_and_an_approval():
+    for workflow in WORKFLOWS:
+        nodes = {n["identifier"]: n for n in workflow["nodes"]}
+        targets = {t for n in nodes.values() for t in n.get("success_nodes") or []}
+        roots = [i for i in nodes if i not in targets]
+        assert roots, "%s has no first node" % workflow["name"]
+        changes_production = {i for i, n in nodes.items()
+                              if n.get("environment") == "production" and n.get("job_type", "run") == "run"}
+        assert changes_production, "%s never releases production" % workflow["name"]
+        for root in roots:
+            for path in _paths(nodes, root):
+                for i, identifier in enumerate(path):
+                    if identifier in changes_production:
+                        before = [nodes[p] for p in path[:i]]
+                        assert any("approval_node" in n for n in before), "%s: %s runs without approval" % (
+                            workflow["name"], identifier)
+                        assert any(n.get("environment") == "staging" and n.get("job_type", "run") == "run"
+                                   for n in before), "%s: %s runs before staging" % (workflow["name"], identifier)
+
+
+@pytest.mark.parametrize("ctype", CREDENTIAL_TYPES, ids=[c["name"] for c in CREDENTIAL_TYPES])
+def test_no_secret_field_travels_as_an_extra_var_or_environment_variable(ctype):
+    secrets = {f["id"] for f in ctype["inputs"]["fields"] if f.get("secret")}
+    assert secrets, "the credential type has no secret field"
+    for section in ("extra_vars", "env"):
+        for name, template in (ctype["injectors"].get(section) or {}).items():
+            used = jinja_names(template)
+            assert not used & secrets, "%s %s injects %s" % (section, name, sorted(used & secrets))
+    file_templates = " ".join((ctype["injectors"].get("file") or {}).values())
+    assert secrets <= jinja_names(file_templates), "the secret fields must reach the option file"
+
+
+@pytest.mark.parametrize("ctype", CREDENTIAL_TYPES, ids=[c["name"] for c in CREDENTIAL_TYPES])
+def test_credential_injected_variables_are_read_by_the_playbooks(ctype, read_names):
+    for name in ctype["injectors"].get("extra_vars") or {}:
+        assert name in read_names, "%s injects %s, which no playbook or role reads" % (ctype["name"], name)
+
+
+@pytest.mark.parametrize("ctype", CREDENTIAL_TYPES, ids=[c["name"] for c in CREDENTIAL_TYPES])
+def test_credential_file_references_point_at_injected_files(ctype):
+    files = {key.split(".", 1)[1] for key in (ctype["injectors"].get("file") or {})}
+    for template in (ctype["injectors"].get("extra_vars") or {}).values():
+        for ref in re.findall(r"tower\.filename\.(\w+)", template):
+            assert ref in files, "%s refers to an undefined file %s" % (ctype["name"], ref)
+
+
+def test_configure_playbook_uses_only_awx_modules_and_builtins():
+    plays = load(AWX / "configure.yml")
+    modules = set()
+    for play in plays:
+        for task in play["tasks"]:
+            modules |= {k for k in task if "." in k}
+    assert modules, "configure.yml has no tasks"
+    assert all(m.startswith(("awx.awx.", "ansible.builtin.")) for m in modules), sorted(modules)
+
+
+def test_the_checks_catch_a_renamed_tag_and_variable():
+    """The checks above are not vacuous: a tag or variable that nothing carries is reported missing."""
+    assert "backup" in playbook_tags(ROOT / "release.yml")
+    assert "backup_renamed" not in playbook_tags(ROOT / "release.yml")
+    names = variables_read() | role_inputs()
+    assert "release_version" in names
+    assert "release_versoin" not in names
