@@ -20,7 +20,8 @@ description:
   - Unreachable results of tasks with C(ignore_unreachable) are left alone (the host stays in the play).
   - It cannot switch maintenance mode off, release the release lock or write C(report.md), which all need the
     host (or its play). The error says so; a rerun after such a crash may need C(-e lock_force=true).
-  - Loaded automatically from C(callback_plugins/) beside release.yml (no C(callbacks_enabled) needed).
+  - Loaded from C(callback_plugins/) (named in ansible.cfg, and beside release.yml), so it also acts when a
+    single phase playbook runs; no C(callbacks_enabled) needed.
 author: dbrelease
 """
 

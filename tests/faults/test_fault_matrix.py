@@ -396,8 +396,11 @@ def test_the_database_host_crashing_mid_copy_stops_the_release_and_the_rerun_aft
 
     row.stopped(result, release, needles=["db1"])
     hosts.revive("db1")
-    row.check("data intact", server.fingerprint() == before and not vault_backups(topo, server.db),
-              "data differs after db1's reboot, or the vault shows a backup under its final name")
+    after, early = server.fingerprint(), vault_backups(topo, server.db)
+    row.check("data intact", after == before and not early,
+              "after db1's reboot the data differs in %s; on the vault under a final name: %s" % (
+                  sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k)),
+                  [p.name for p in early]))
 
     row.rerun_release(release)
     row.verdict()
