@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 BACKEND := examples/app/backend
+# Integration test files run in parallel (pytest-xdist, one file per worker: each file starts its own servers and
+# hosts on free ports and subnets). One worker per core, at most 4; `make integration PYTEST_WORKERS=0` runs serially.
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n > 4 ? 4 : n )))
 
 .PHONY: help deps deps-test venv node demo demo-stop demo-clean test lint unit integration faults molecule bench clean
 
@@ -59,9 +62,10 @@ unit: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
 
 integration: deps-test venv node
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests/integration
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -n $(PYTEST_WORKERS) --dist loadfile tests/integration
 
 # The fault matrix (tests/faults): faults injected into real servers and hosts; prints the matrix as a table.
+# Serial on purpose: its faults are timed against the run they interrupt.
 faults: deps-test venv node
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/faults
 

@@ -66,7 +66,10 @@ class Sandbox:
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        # A pid file outlives a killed server, and pids are reused (pid_max is 32768 here): the pid is ours only
+        # while it is a mariadbd started on this datadir. Without this check, stopping a sandbox whose server had
+        # died could kill an unrelated process that got the same pid.
+        return pid if _alive(pid) and _cmdline_has(pid, "--datadir=%s" % self.datadir) else None
 
     def running(self) -> bool:
         return self.pid() is not None
@@ -188,6 +191,17 @@ class Sandbox:
             stmts.append("GRANT %s TO %s@%s%s" % (privileges, _lit(user), _lit(host),
                                                   " WITH GRANT OPTION" if grant_option else ""))
         self.sql(stmts)
+
+
+def _cmdline_has(pid: int, needle: str) -> bool:
+    """True when process `pid` has the argument `needle` (always true where /proc cannot tell)."""
+    try:
+        args = Path("/proc/%d/cmdline" % pid).read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return not Path("/proc/self/cmdline").exists()
+    except OSError:
+        return True
+    return needle.encode() in args
 
 
 def _alive(pid: int) -> bool:

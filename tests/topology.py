@@ -314,7 +314,14 @@ class Topology:
             pid = int((self.host_dir(host) / "sshd.pid").read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _pid_alive(pid) else None
+        # A stale pid file's pid may belong to another process by now (pids are reused): check it is our sshd
+        # (whose title, rewritten by sshd, still shows its command line with our log file).
+        log = str(self.host_dir(host) / "sshd.log")
+        try:
+            ours = log.encode() in Path("/proc/%d/cmdline" % pid).read_bytes()
+        except OSError:
+            ours = False
+        return pid if ours and _pid_alive(pid) else None
 
     def _sshd(self, host: str):
         if self.sshd_pid(host):
