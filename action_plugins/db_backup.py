@@ -19,7 +19,9 @@ from ansible.utils.display import Display
 
 display = Display()
 
-POLL_S = 2.0
+# Each status call waits on the host for the job to end, up to POLL_S (a long poll): the end is seen within 0.1 s,
+# and one module call every POLL_S is what a long dump costs the controller and the host.
+POLL_S = 5.0
 PROGRESS_EVERY_S = 5.0
 FINAL_KEYS_DROPPED = ("state", "result", "pid", "started", "progress", "trace")
 
@@ -71,16 +73,13 @@ class ActionModule(ActionBase):
             result.update(started)
             result.pop("finished", None)
             return result
-        job = {"mode": "status", "job_dir": started["job_dir"]}
+        job = {"mode": "status", "job_dir": started["job_dir"], "wait_seconds": POLL_S}
         last_shown = 0.0
         # Ansible's worker process dies at once on SIGINT/SIGTERM (os._exit); while we poll, turn them into an
         # exception instead so the job is cancelled (and its partial file removed) before this process goes.
         previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            polls = 0
             while True:
-                time.sleep(min(POLL_S, 0.5 * 2 ** polls))  # 0.5 s, 1 s, then every POLL_S: short jobs end soon
-                polls += 1
                 status = self._execute_module(module_name=module, module_args=job, task_vars=task_vars)
                 if status.get("failed"):  # the status call itself failed (host unreachable, job dir gone)
                     result.update(status)
@@ -94,7 +93,7 @@ class ActionModule(ActionBase):
                                   msg="backup of %s failed: %s" % (args.get("database"), status.get("msg")))
                     return result
                 now = time.monotonic()
-                if status.get("progress") and now - last_shown >= PROGRESS_EVERY_S:
+                if status.get("progress") and now - last_shown >= PROGRESS_EVERY_S - 0.5:
                     last_shown = now
                     display.display(progress_text(host, status["progress"]))
         except BaseException:

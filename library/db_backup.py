@@ -57,6 +57,11 @@ options:
   job_dir:
     description: Job directory returned by I(mode=start); for C(status) and C(cancel).
     type: path
+  wait_seconds:
+    description: With I(mode=status), wait up to this long for the job to end before answering (a long poll:
+      the end is seen within 0.1 s). At most half of I(lease_seconds).
+    type: float
+    default: 0
   lease_seconds:
     description: A detached job stops (and removes its partial file) when no status call came for this long.
     type: int
@@ -168,6 +173,7 @@ def argument_spec():
         mode=dict(type="str", choices=["run", "start", "status", "cancel"], default="run"),
         job_dir=dict(type="path"),
         lease_seconds=dict(type="int", default=120),
+        wait_seconds=dict(type="float", default=0),
     )
     return spec
 
@@ -256,7 +262,8 @@ def main():
             job_dir = backup_job.check_job_dir(params["job_dir"])
         except ValueError as exc:
             module.fail_json(msg=str(exc))
-        state = backup_job.status(job_dir) if mode == "status" else backup_job.cancel(job_dir)
+        state = (backup_job.wait_status(job_dir, min(params["wait_seconds"], params["lease_seconds"] / 2.0))
+                 if mode == "status" else backup_job.cancel(job_dir))
         if state.get("state") in ("done", "failed"):
             backup_job.remove(job_dir)
         module.exit_json(changed=False, **state)

@@ -14,6 +14,13 @@ description:
     with a rename, so forks writing records of different hosts or phases never corrupt a record.
   - In check mode the record goes to C(release.check.json) so a dry run never overwrites a real run's record.
   - With I(state=read) it only returns the record (and never changes anything).
+  - With I(state=artifacts) it writes the I(files) kept with the release (schema snapshots, the approved plan,
+    the report) into the directory I(path) on the controller, each atomically (temporary file, fsync, rename)
+    with mode C(0640), creating the directory (C(0750)) when missing. A file whose content is already the same
+    is left alone; I(force=false) keeps an existing file whatever its content. C(changed) says whether a file
+    was written, as C(ansible.builtin.copy) would.
+  - On the controller, the action plugin of the same name runs this code in Ansible's worker process instead of
+    starting a module process for every write.
 options:
   path:
     description: Release directory, C(<release_artifacts_dir>/<release_version>).
@@ -42,15 +49,34 @@ options:
     description: Top-level keys to merge into the record (C(version), C(database), C(host), ...).
     type: dict
     default: {}
+  files:
+    description: With I(state=artifacts), the files to write into I(path).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: File name inside I(path) (no directory part).
+        type: str
+        required: true
+      content:
+        description: The file's content.
+        type: str
+        required: true
+      force:
+        description: Replace an existing file whose content differs; C(false) keeps it.
+        type: bool
+        default: true
   state:
-    description: C(present) writes, C(read) only reads.
+    description: C(present) writes the record, C(read) only reads it, C(artifacts) writes I(files).
     type: str
-    choices: [present, read]
+    choices: [present, read, artifacts]
     default: present
 attributes:
   check_mode:
     support: full
-    details: writes to C(release.check.json) instead of C(release.json).
+    details: writes to C(release.check.json) instead of C(release.json); I(state=artifacts) reports what it
+      would write and writes nothing (tasks that keep artifacts of a dry run set C(check_mode=false)).
 author: dbrelease
 """
 
@@ -74,8 +100,12 @@ record:
   type: dict
 record_path:
   description: File written or read.
-  returned: always
+  returned: with I(state=present) or I(state=read)
   type: str
+written:
+  description: Names of the files written (or, in check mode, that would be).
+  returned: with I(state=artifacts)
+  type: list
 """
 
 import datetime
@@ -123,16 +153,16 @@ def merge_phase(record, phase, status, changed, outputs, error, when):
     return record
 
 
-def write_atomic(path, data):
+def write_bytes_atomic(path, data: bytes, mode=0o640):
+    """Write `data` to `path` through a temporary file in the same directory, flushed, then renamed."""
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=".release.", dir=directory)
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, default=str)
-            handle.write("\n")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o640)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -140,31 +170,71 @@ def write_atomic(path, data):
         raise
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            phase=dict(type="str"),
-            status=dict(type="str", choices=["running", "ok", "failed", "skipped"]),
-            changed=dict(type="bool", default=False),
-            outputs=dict(type="dict", default={}),
-            error=dict(type="str"),
-            top=dict(type="dict", default={}),
-            state=dict(type="str", choices=["present", "read"], default="present"),
-        ),
-        required_if=[("state", "present", ("status", "phase"), True)],
-        supports_check_mode=True,
-    )
-    p = module.params
-    name = "release.check.json" if module.check_mode else "release.json"
+def write_atomic(path, data):
+    write_bytes_atomic(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
+
+
+def write_artifacts(directory, files, check_mode):
+    """Write each of `files` ({name, content, force}) into `directory`; returns the names written."""
+    for item in files:
+        name = item["name"]
+        if not name or name in (".", "..") or "/" in name:
+            raise ValueError("release_record: artifact name %r must be a plain file name" % name)
+    if not check_mode:
+        os.makedirs(directory, mode=0o750, exist_ok=True)
+    written = []
+    for item in files:
+        dest = os.path.join(directory, item["name"])
+        data = item["content"].encode("utf-8")
+        try:
+            with open(dest, "rb") as handle:
+                current = handle.read()
+        except FileNotFoundError:
+            current = None
+        if current == data or (current is not None and not item.get("force", True)):
+            continue
+        if not check_mode:
+            write_bytes_atomic(dest, data)
+        written.append(item["name"])
+    return written
+
+
+ARGUMENT_SPEC = dict(
+    path=dict(type="path", required=True),
+    phase=dict(type="str"),
+    status=dict(type="str", choices=["running", "ok", "failed", "skipped"]),
+    changed=dict(type="bool", default=False),
+    outputs=dict(type="dict", default={}),
+    error=dict(type="str"),
+    top=dict(type="dict", default={}),
+    files=dict(type="list", elements="dict", default=[], options=dict(
+        name=dict(type="str", required=True),
+        content=dict(type="str", required=True),
+        force=dict(type="bool", default=True),
+    )),
+    state=dict(type="str", choices=["present", "read", "artifacts"], default="present"),
+)
+REQUIRED_IF = [("state", "present", ("status", "phase"), True)]
+
+
+def update(p, check_mode):
+    """Read or write the record as `p` (validated parameters) asks; returns the module's result.
+
+    Also called in-process by the action plugin of the same name (action_plugins/release_record.py), which runs
+    it on the controller without starting a module process."""
+    name = "release.check.json" if check_mode else "release.json"
     record_path = os.path.join(p["path"], name)
 
     if p["state"] == "read":
-        module.exit_json(changed=False, record=load(os.path.join(p["path"], "release.json")),
-                         record_path=os.path.join(p["path"], "release.json"))
+        path = os.path.join(p["path"], "release.json")
+        return {"changed": False, "record": load(path), "record_path": path}
+
+    if p["state"] == "artifacts":
+        written = write_artifacts(p["path"], p["files"] or [], check_mode)
+        return {"changed": bool(written), "written": written, "path": p["path"]}
 
     if p["status"] and not p["phase"]:
-        module.fail_json(msg="release_record: 'phase' is required with 'status'")
+        raise ValueError("release_record: 'phase' is required with 'status'")
 
     os.makedirs(p["path"], mode=0o750, exist_ok=True)
     lock_path = os.path.join(p["path"], ".release.lock")
@@ -178,7 +248,16 @@ def main():
         record["updated"] = now_iso()
         write_atomic(record_path, record)
     # The record is an artifact of the run on the controller, not a change to the managed system.
-    module.exit_json(changed=False, record=record, record_path=record_path)
+    return {"changed": False, "record": record, "record_path": record_path}
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
+    try:
+        result = update(module.params, module.check_mode)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -211,6 +211,17 @@ def status(job_dir) -> dict:
     return current
 
 
+def wait_status(job_dir, wait_s=0.0, every=0.1) -> dict:
+    """The job's status once it has ended, or after `wait_s` seconds while it runs (a long poll: the controller
+    learns of the end within `every` seconds instead of at its next poll, and makes fewer calls meanwhile)."""
+    deadline = time.monotonic() + max(0.0, wait_s)
+    while True:
+        current = status(job_dir)
+        if current.get("state") not in ("running", "starting") or time.monotonic() >= deadline:
+            return current
+        time.sleep(every)
+
+
 def cancel(job_dir, pid=None, wait_s=30.0) -> dict:
     """SIGTERM the worker and wait for its final status (it removes its partial file itself)."""
     current = read_status(job_dir)

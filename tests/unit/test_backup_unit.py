@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import threading
+import time
 
 import pytest
 from ansible.module_utils.dbrelease import backup as plan
@@ -264,6 +266,23 @@ def test_lease_expires_when_the_controller_stops_polling():
         os.utime(os.path.join(job, "lease"), (old, old))
         assert "stopped polling" in backup_job.lease_expired(job, 60)
         assert backup_job.lease_expired(job, 0) is None
+    finally:
+        backup_job.remove(job)
+
+
+def test_a_long_poll_returns_as_soon_as_the_job_ends_and_otherwise_after_its_wait():
+    job = backup_job.new_job_dir()
+    try:
+        backup_job.write_status(job, {"state": "running", "pid": os.getpid()})
+        started = time.monotonic()
+        assert backup_job.wait_status(job, 0.3)["state"] == "running"
+        assert 0.3 <= time.monotonic() - started < 2
+        ender = threading.Timer(0.3, backup_job.write_status, (job, {"state": "done", "result": {}}))
+        ender.start()
+        started = time.monotonic()
+        assert backup_job.wait_status(job, 30)["state"] == "done"
+        assert time.monotonic() - started < 5, "the end of the job must end the wait"
+        ender.join()
     finally:
         backup_job.remove(job)
 
