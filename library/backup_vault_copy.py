@@ -10,7 +10,9 @@ short_description: Copy a verified backup to a vault host with rsync over SSH, r
 description:
   - Runs on the database host and pushes the backup straight to the vault with C(rsync) over C(ssh): the dump
     never passes through the controller (nor its memory), and the transfer runs at rsync speed.
-  - The files land in a hidden staging directory C(<dest_dir>/.<name>.incoming/) on the vault; the vault then
+  - The files land in a hidden staging directory of this run, C(<dest_dir>/.<name>.incoming-<run>/), on the vault
+    (staging directories of interrupted runs are removed first: a receiver left behind by a cut connection can
+    never write into this run's copy); the vault then
     flushes them to disk (C(sync)), computes the dump's sha256 itself and compares it with I(sha256). Only when
     they match are the sidecars and then the dump renamed to their final names (the dump last: its name appearing
     is the commit point). On a mismatch the staging directory is removed and the module fails, naming the vault,
@@ -19,8 +21,9 @@ description:
   - Idempotent: when the vault already holds the file under its final name with the expected sha256 (computed on
     the vault) and the sidecars, nothing is copied. A file under the backup's name with a different checksum is
     replaced by a verified copy, with a warning.
-  - Needs C(rsync), C(ssh) and C(sha256sum) on the database host and C(rsync), C(sha256sum), C(sync) on the vault,
-    and a key on the database host that the vault accepts (I(ssh_key)).
+  - Needs C(rsync), C(ssh) and C(sha256sum) on the database host and C(rsync), C(sha256sum) (or C(openssl),
+    preferred when present: it is several times faster), C(sync) on the vault, and a key on the database host that
+    the vault accepts (I(ssh_key)).
 options:
   src:
     description: The backup file on the database host (its final, verified name).
@@ -128,10 +131,18 @@ seconds:
   description: Wall time of the copy, verification and commit.
   returned: always
   type: float
+durations_s:
+  description: Where the time went, in seconds: C(probe) (what the vault holds, staging directory), C(copy)
+    (rsync), C(verify_commit) (flush, sha256 on the vault, renames).
+  returned: when the dump was copied
+  type: dict
 """
 
 import os
+import secrets
 import shlex
+import shutil
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -139,54 +150,90 @@ from ansible.module_utils.basic import AnsibleModule
 EXIT_MISMATCH = 3
 
 
-def ssh_command(p) -> list[str]:
-    """The ssh client command (without the destination) for the vault."""
+def ssh_command(p, control_path=None) -> list[str]:
+    """The ssh client command (without the destination) for the vault.
+
+    With `control_path`, the module's SSH sessions (probe, rsync, commit) share one connection: the first opens it
+    (a master that stays 30 s after its last session, and that the module closes when it is done), the others
+    skip the key exchange and authentication."""
     cmd = ["ssh", "-p", str(p["port"]), "-o", "BatchMode=yes", "-o", "ConnectTimeout=%d" % p["connect_timeout"],
            "-o", "ServerAliveInterval=%d" % max(1, p["connect_timeout"]), "-o", "ServerAliveCountMax=3"]
+    if control_path:
+        cmd += ["-o", "ControlMaster=auto", "-o", "ControlPath=%s" % control_path, "-o", "ControlPersist=30"]
     if p.get("ssh_key"):
         cmd += ["-i", p["ssh_key"], "-o", "IdentitiesOnly=yes"]
     return cmd + list(p.get("ssh_options") or [])
 
 
-def staging_dir(dest_dir: str, name: str) -> str:
-    return "%s/.%s.incoming" % (dest_dir.rstrip("/"), name)
+def staging_name(name: str, run: str) -> str:
+    """This run's hidden staging directory for backup `name` (relative to the vault's directory)."""
+    return ".%s.incoming-%s" % (name, run)
 
 
-def probe_script(dest_dir: str, name: str, sidecars: list[str]) -> str:
-    """Read-only: report the backup (size, sha256) and the sidecars already under their final names."""
+def staging_dir(dest_dir: str, name: str, run: str) -> str:
+    return "%s/%s" % (dest_dir.rstrip("/"), staging_name(name, run))
+
+
+# sha256 of a file in the current directory, printed as 64 hex digits: openssl when the vault has it (it uses the
+# CPU's SHA extensions: about 4x faster than coreutils' sha256sum here, which it falls back to).
+SHA256_OF = ('sha256_of() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r "./$1" | cut -c1-64; '
+             'else sha256sum -- "$1" | cut -c1-64; fi; }')
+
+
+def probe_script(dest_dir: str, name: str, sidecars: list[str], expected: str | None = None, run: str = "") -> str:
+    """Report the backup (size, sha256) and the sidecars already under their final names.
+
+    Read-only, except with `expected` (the backup's sha256, not in check mode) and `run`: then it also removes
+    the staging directories that interrupted runs left for this backup and, when the vault does not already hold
+    the backup with that checksum, creates this run's staging directory and prints `M` (one SSH round trip less)."""
     q = shlex.quote
     lines = [
-        "cd -- %s 2>/dev/null || exit 0" % q(dest_dir),
-        "if [ -f %s ]; then printf 'F %%s %%s\\n' \"$(stat -c %%s -- %s)\" \"$(sha256sum -- %s | cut -c1-64)\"; fi"
+        SHA256_OF,
+        "found=",
+        "if cd -- %s 2>/dev/null; then" % q(dest_dir),
+        "  if [ -f %s ]; then found=$(sha256_of %s); printf 'F %%s %%s\\n' \"$(stat -c %%s -- %s)\" \"$found\"; fi"
         % (q(name), q(name), q(name)),
     ]
     for side in sidecars:
-        lines.append("if [ -f %s ]; then printf 'S %%s %%s\\n' \"$(stat -c %%s -- %s)\" %s; fi"
+        lines.append("  if [ -f %s ]; then printf 'S %%s %%s\\n' \"$(stat -c %%s -- %s)\" %s; fi"
                      % (q(side), q(side), q(side)))
+    lines.append("fi")
+    if expected and run:
+        lines.append("rm -rf -- %s/%s*" % (q(dest_dir.rstrip("/")), q(".%s.incoming-" % name)))
+        lines.append("if [ \"$found\" != %s ]; then mkdir -p -- %s && echo M; fi"
+                     % (q(expected.lower()), q(staging_dir(dest_dir, name, run))))
     return "\n".join(lines)
 
 
 def parse_probe(out: str) -> dict:
-    found = {"final": None, "sidecars": {}}
+    found = {"final": None, "sidecars": {}, "staged": False}
     for line in out.splitlines():
         parts = line.split(" ", 2)
         if parts[0] == "F" and len(parts) == 3:
             found["final"] = {"bytes": int(parts[1]), "sha256": parts[2].strip()}
         elif parts[0] == "S" and len(parts) == 3:
             found["sidecars"][parts[2]] = int(parts[1])
+        elif parts == ["M"]:
+            found["staged"] = True
     return found
 
 
-def commit_script(dest_dir: str, name: str, sidecars: list[str], sha256: str, fsync: bool) -> str:
-    """Verify the staged copy on the vault, then rename sidecars and dump into place; on mismatch remove it."""
+def commit_script(dest_dir: str, name: str, sidecars: list[str], sha256: str, fsync: bool, run: str) -> str:
+    """Verify the staged copy on the vault, then rename sidecars and dump into place; on mismatch remove it.
+
+    The flush to disk (sync) runs while the checksum is computed (one waits on the disk, the other on the CPU);
+    both must succeed before anything is renamed."""
     q = shlex.quote
-    stage = staging_dir(dest_dir, name)
+    stage = staging_dir(dest_dir, name, run)
+    rel = staging_name(name, run)
     staged = [name] + sidecars
-    lines = ["set -e", "cd -- %s" % q(stage)]
+    lines = ["set -e", SHA256_OF, "cd -- %s" % q(stage)]
     if fsync:
-        lines.append("sync -- %s" % " ".join(q(f) for f in staged))
+        lines.append("sync -- %s & flushing=$!" % " ".join(q(f) for f in staged))
+    lines.append("found=$(sha256_of %s)" % q(name))
+    if fsync:
+        lines.append("wait $flushing")
     lines += [
-        "found=$(sha256sum -- %s | cut -c1-64)" % q(name),
         "if [ \"$found\" != %s ]; then" % q(sha256),
         "  cd / && rm -rf -- %s" % q(stage),
         "  echo \"MISMATCH $found\"",
@@ -195,10 +242,10 @@ def commit_script(dest_dir: str, name: str, sidecars: list[str], sha256: str, fs
         "cd -- %s" % q(dest_dir),
     ]
     for side in sidecars:
-        lines.append("mv -f -- %s %s" % (q(".%s.incoming/%s" % (name, side)), q(side)))
+        lines.append("mv -f -- %s %s" % (q("%s/%s" % (rel, side)), q(side)))
     lines += [
-        "mv -f -- %s %s" % (q(".%s.incoming/%s" % (name, name)), q(name)),
-        "rmdir -- %s" % q(".%s.incoming" % name),
+        "mv -f -- %s %s" % (q("%s/%s" % (rel, name)), q(name)),
+        "rmdir -- %s" % q(rel),
     ]
     if fsync:
         lines.append("sync -- .")
@@ -216,10 +263,22 @@ class VaultCopy:
         self.p = module.params
         self.target = ("%s@%s" % (self.p["user"], self.p["address"])) if self.p["user"] else self.p["address"]
         self.where = "vault %s (%s:%d)" % (self.p["vault"], self.target, self.p["port"])
+        self.control_path = None
+        self.run_id = "%d-%s" % (os.getpid(), secrets.token_hex(4))
 
     def ssh(self, script: str):
-        cmd = ssh_command(self.p) + [self.target, "sh -c %s" % shlex.quote(script)]
+        cmd = ssh_command(self.p, self.control_path) + [self.target, "sh -c %s" % shlex.quote(script)]
         return self.module.run_command(cmd)
+
+    def run(self):
+        private = tempfile.mkdtemp(prefix="dbr-vault-")  # 0700: the shared connection's socket lives here
+        self.control_path = os.path.join(private, "ssh")
+        try:
+            return self.copy()
+        finally:
+            if os.path.exists(self.control_path):
+                self.module.run_command(ssh_command(self.p, self.control_path) + ["-O", "exit", self.target])
+            shutil.rmtree(private, ignore_errors=True)
 
     def unreachable(self, rc, err, doing):
         err_lines = [line for line in (err or "").strip().splitlines() if line.strip()]
@@ -228,7 +287,7 @@ class VaultCopy:
                           "check the vault is up and accepts the key (backup_vault_ssh_key), then rerun."
                           % (self.where, doing, detail))
 
-    def run(self):
+    def copy(self):
         p = self.p
         src = p["src"]
         name = os.path.basename(src)
@@ -261,9 +320,13 @@ class VaultCopy:
                   "vault": p["vault"]}
         started = time.monotonic()
 
-        rc, out, err = self.ssh(probe_script(dest_dir, name, sidecars))
-        if rc != 0:
+        rc, out, err = self.ssh(probe_script(dest_dir, name, sidecars,
+                                             None if self.module.check_mode else p["sha256"], self.run_id))
+        if rc == 255:
             raise self.unreachable(rc, err, "checking what it holds")
+        if rc != 0:
+            raise VaultError("checking what %s holds in %s, or preparing the copy there, failed (rc=%d): %s"
+                             % (self.where, dest_dir, rc, (err or out).strip()[-500:]))
         found = parse_probe(out)
         final = found["final"]
         if final and final["sha256"] == p["sha256"].lower() and final["bytes"] == size and all(
@@ -281,23 +344,29 @@ class VaultCopy:
             result["seconds"] = round(time.monotonic() - started, 3)
             return result
 
-        stage = staging_dir(dest_dir, name)
-        rc, out, err = self.ssh("mkdir -p -- %s" % shlex.quote(stage))
-        if rc != 0:
-            raise self.unreachable(rc, err, "creating %s" % stage)
-        rsync = ["rsync", "--partial", "--times", "--chmod=F0640", "--rsync-path=%s" % p["rsync_path"],
-                 "-e", " ".join(shlex.quote(a) for a in ssh_command(p)),
+        stage = staging_dir(dest_dir, name, self.run_id)
+        if not found["staged"]:  # the vault holds the right dump but not all its sidecars
+            rc, out, err = self.ssh("mkdir -p -- %s" % shlex.quote(stage))
+            if rc != 0:
+                raise self.unreachable(rc, err, "creating %s" % stage)
+        rsync = ["rsync", "--times", "--chmod=F0640", "--rsync-path=%s" % p["rsync_path"],
+                 "-e", " ".join(shlex.quote(a) for a in ssh_command(p, self.control_path)),
                  src] + [os.path.join(os.path.dirname(src), s) for s in sidecars] + ["%s:%s/" % (self.target, stage)]
+        durations = result["durations_s"] = {"probe": round(time.monotonic() - started, 3)}
+        mark = time.monotonic()
         rc, out, err = self.module.run_command(rsync)
+        durations["copy"] = round(time.monotonic() - mark, 3)
+        mark = time.monotonic()
         if rc != 0:
             if rc == 255 or "connection" in (err or "").lower() or "ssh" in (err or "").lower():
                 raise self.unreachable(rc, err, "copying %s" % name)
-            raise VaultError("rsync of %s to %s failed (rc=%d): %s. The partial copy stays in the hidden %s, "
-                             "never under the backup's name; rerun to resume." % (name, self.where, rc,
+            raise VaultError("rsync of %s to %s failed (rc=%d): %s. Nothing was left under the backup's name (the "
+                             "hidden %s is removed by the next run); rerun to copy it again." % (name, self.where, rc,
                                                                                   (err or out).strip()[-500:], stage))
         result["copied"] = True
 
-        rc, out, err = self.ssh(commit_script(dest_dir, name, sidecars, p["sha256"].lower(), p["fsync"]))
+        rc, out, err = self.ssh(commit_script(dest_dir, name, sidecars, p["sha256"].lower(), p["fsync"],
+                                                self.run_id))
         if rc == EXIT_MISMATCH and "MISMATCH" in out:
             found_sha = out.split("MISMATCH", 1)[1].split()[0] if out.split("MISMATCH", 1)[1].split() else "?"
             raise VaultError("checksum mismatch on %s for %s after the copy: expected sha256 %s, the vault computed "
@@ -307,6 +376,7 @@ class VaultCopy:
             raise self.unreachable(rc, err, "verifying and committing %s" % name) if rc == 255 else VaultError(
                 "verifying and committing %s on %s failed (rc=%d): %s" % (name, self.where, rc, (err or out).strip()))
         result["sha256"] = out.split("OK", 1)[1].split()[0]
+        durations["verify_commit"] = round(time.monotonic() - mark, 3)
         result["seconds"] = round(time.monotonic() - started, 3)
         return result
 

@@ -175,7 +175,7 @@ def test_checksum_mismatch_on_the_vault_fails_and_leaves_nothing_under_the_backu
     # staged dump after the transfer, so only the verification on the vault can notice.
     wrapper = topo.host_dir(VAULT) / "corrupting-rsync"
     wrapper.write_text("#!/bin/sh\nrsync \"$@\"; rc=$?\n"
-                       "for f in %s/*/.*.incoming/*.sql.gz; do\n"
+                       "for f in %s/*/.*.incoming-*/*.sql.gz; do\n"
                        "  [ -f \"$f\" ] && printf 'X' | dd of=\"$f\" bs=1 seek=30 count=1 conv=notrunc 2>/dev/null\n"
                        "done\nexit $rc\n" % topo.vault_dir(VAULT))
     wrapper.chmod(0o755)
