@@ -36,6 +36,7 @@ if str(ROOT / "module_utils") not in ansible.module_utils.__path__:
 from ansible.module_utils.dbrelease import backup as plan  # noqa: E402
 from ansible.module_utils.dbrelease import backup_restore, backup_stream  # noqa: E402
 from ansible.module_utils.dbrelease.db import connect  # noqa: E402
+from benchmarks_doc import write_section  # noqa: E402
 from sandbox_db import Sandbox  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -163,7 +164,7 @@ def bench(args):
         info = backup_stream.source_info(conn, DB)
         conn.close()
         position = plan.position_options(info["server"], info["log_bin"])
-        with backup_stream.tool_option_file(params) as opt:
+        with backup_stream.client_option_file(params) as opt:
             dump = " ".join(plan.dump_command(tools["dump"], opt, DB, position))
             log("raw dump to /dev/null")
             results["raw_s"], _ = timed(sh, "%s > /dev/null" % dump)
@@ -208,7 +209,7 @@ def bench(args):
         gz = results["gzip"]["path"]
         log("raw restore (gunzip | mariadb) into a scratch database")
         box.sql("CREATE DATABASE bench_raw_restore")
-        with backup_stream.tool_option_file(params) as opt:
+        with backup_stream.client_option_file(params) as opt:
             results["raw_restore_s"], _ = timed(sh, "gzip -dc %s | %s --defaults-extra-file=%s bench_raw_restore"
                                                 % (gz, tools["client"], opt))
         box.sql("DROP DATABASE bench_raw_restore")
@@ -295,16 +296,7 @@ def table(r, command):
 
 
 def write_docs(text):
-    path = ROOT / "docs" / "benchmarks.md"
-    begin, end = "<!-- bench:backup -->", "<!-- /bench:backup -->"
-    section = "%s\n## Backup (`scripts/bench_backup.py`)\n\n%s\n%s" % (begin, text, end)
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    if begin in current and end in current:
-        current = current[:current.index(begin)] + section + current[current.index(end) + len(end):]
-    else:
-        current = current.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(current)
-
+    write_section("backup", "## Backup (`scripts/bench_backup.py`)\n\n" + text)
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

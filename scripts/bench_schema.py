@@ -32,6 +32,7 @@ if str(ROOT / "module_utils") not in ansible.module_utils.__path__:
 
 import schema_apply  # noqa: E402
 from ansible.module_utils.dbrelease.sqlsplit import split_sql  # noqa: E402
+from benchmarks_doc import write_section  # noqa: E402
 from sandbox_db import Sandbox  # noqa: E402
 
 EXAMPLE_DDL = ROOT / "examples/app/infra/ddls/create_distributed_tables.sql"
@@ -128,11 +129,8 @@ def main(argv=None) -> int:
 
 
 def update_docs(report, ok):
-    """Replace this benchmark's section of docs/benchmarks.md (between its markers), keeping the others."""
-    path = ROOT / "docs/benchmarks.md"
-    begin, end = "<!-- bench:schema -->", "<!-- /bench:schema -->"
-    section = "\n".join([
-        begin,
+    """Replace this benchmark's section of docs/benchmarks.md, keeping the others."""
+    write_section("schema", "\n".join([
         "## Schema dry-run (`scripts/bench_schema.py`)",
         "",
         "`schema_apply` in check mode with `%s` against %d tables and %d views on a throwaway MariaDB "
@@ -145,15 +143,7 @@ def update_docs(report, ok):
         "| %.2f s | %s | < %.0f s | %s | %s |" % (
             report["median_seconds"], ", ".join("%.2f" % t for t in report["runs"]), report["limit_seconds"],
             "met" if ok else "MISSED", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())),
-        end,
-    ])
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nFigures written by `make bench`.\n"
-    if begin in text and end in text:
-        text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-
+    ]))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -33,6 +33,7 @@ import ansible.module_utils  # noqa: E402
 if str(ROOT / "module_utils") not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(str(ROOT / "module_utils"))
 
+from benchmarks_doc import measured_on, write_section  # noqa: E402
 from outbox_stats import OUTBOX_QUERIES, TOKEN_QUERIES, gather  # noqa: E402
 from sandbox_db import Sandbox  # noqa: E402
 
@@ -205,35 +206,49 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="timed runs of outbox_stats (default 5)")
     parser.add_argument("--keep", action="store_true", help="keep the server running afterwards")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON only")
+    parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args(argv)
     say = (lambda *_: None) if args.json else (lambda msg: print(msg, flush=True))
     figures = run(args.rows, args.tokens, args.runs, args.keep, say)
     if args.json:
         print(json.dumps(figures, indent=2, default=str))
         return 0
-    t = figures["outbox_stats_seconds"]
-    print("\noutbox_stats (connection included) on %d outbox rows, %d refresh tokens: median %.1f ms, max %.1f ms "
-          "over %d runs"
-          % (figures["outbox_rows"], figures["tokens"], t["median"] * 1000, t["max"] * 1000, figures["runs"]))
-    print("  of which opening the connection (PyMySQL, unix socket): median %.1f ms"
-          % (figures["connect_seconds"]["median"] * 1000))
-    t = figures["outbox_stats_exact_totals_seconds"]
-    print("outbox_stats with exact totals forced (verify_exact_count_limit above the row count): median %.1f ms, "
-          "max %.1f ms"
-          % (t["median"] * 1000, t["max"] * 1000))
-    print("runbook's SELECT status, COUNT(*) ... GROUP BY status, for comparison: median %.2f s"
-          % figures["runbook_group_by_seconds"]["median"])
-    print("\nEXPLAIN (type, key, rows, Extra) and median time of each query:")
-    for name, plan in figures["explain"].items():
-        for row in plan:
-            print("  %-30s %-6s %-27s %-7s %-29s %s ms" % (name, row["type"], row["key"], row["rows"], row["Extra"],
-                                                         row.get("ms", "")))
-    outbox = figures["outbox_stats_result"]["outbox"]
-    print("\nnumbers: %s; oldest pending %.1fs; delivered in 15 min %d; failed/dead in 15 min %d/%d"
-          % (outbox["counts"], outbox["oldest_pending_age_seconds"] or 0, outbox["delivered_recent"],
-             outbox["failed_recent"], outbox["dead_recent"]))
+    lines = report_lines(figures)
+    print("\n" + "\n".join(lines))
+    if not args.no_docs:
+        write_section("verify", "\n".join([
+            "## Verification on a large outbox (`scripts/bench_verify.py`)", "",
+            "%s. Command: `make bench` (= `.venv/bin/python scripts/bench_verify.py --rows %d --tokens %d --runs %d`);"
+            " data loaded in %.0f s." % (measured_on(), args.rows, args.tokens, args.runs, figures["load_seconds"]),
+            "", "```"] + lines + ["```"]))
     return 0
 
+
+def report_lines(figures) -> list[str]:
+    lines = []
+    t = figures["outbox_stats_seconds"]
+    lines.append("outbox_stats (connection included) on %d outbox rows, %d refresh tokens: median %.1f ms, max %.1f ms "
+                 "over %d runs" % (figures["outbox_rows"], figures["tokens"], t["median"] * 1000, t["max"] * 1000,
+                                   figures["runs"]))
+    lines.append("  of which opening the connection (PyMySQL, unix socket): median %.1f ms"
+                 % (figures["connect_seconds"]["median"] * 1000))
+    t = figures["outbox_stats_exact_totals_seconds"]
+    lines.append("outbox_stats with exact totals forced (verify_exact_count_limit above the row count): "
+                 "median %.1f ms, max %.1f ms" % (t["median"] * 1000, t["max"] * 1000))
+    lines.append("runbook's SELECT status, COUNT(*) ... GROUP BY status, for comparison: median %.2f s"
+                 % figures["runbook_group_by_seconds"]["median"])
+    lines.append("")
+    lines.append("EXPLAIN (type, key, rows, Extra) and median time of each query:")
+    for name, plan in figures["explain"].items():
+        for row in plan:
+            lines.append("  %-30s %-6s %-27s %-7s %-29s %s ms" % (
+                name, row["type"], row["key"], row["rows"], row["Extra"], row.get("ms", "")))
+    outbox = figures["outbox_stats_result"]["outbox"]
+    lines.append("")
+    lines.append("numbers: %s; oldest pending %.1fs; delivered in 15 min %d; failed/dead in 15 min %d/%d"
+                 % (outbox["counts"], outbox["oldest_pending_age_seconds"] or 0, outbox["delivered_recent"],
+                    outbox["failed_recent"], outbox["dead_recent"]))
+    return lines
 
 if __name__ == "__main__":
     sys.exit(main())
