@@ -9,8 +9,9 @@ module: db_backup
 short_description: Dump one database, compressed and checksummed in one pass, verified before it is published
 description:
   - Runs C(mariadb-dump) (or C(mysqldump)) with C(--single-transaction --routines --events --triggers) and,
-    where the server writes a binary log, the position (and GTID) as a comment; pipes it into C(pigz) (C(gzip)
-    when pigz is not installed) or C(zstd -T0); computes the sha256 of the compressed stream while writing it to a
+    where the server writes a binary log, the position (and GTID) as a comment; pipes it into C(igzip) (ISA-L,
+    levels 1-3), C(pigz) or C(gzip), the first installed, all writing the same C(.gz) format, or into
+    C(zstd -T0); computes the sha256 of the compressed stream while writing it to a
     hidden C(.NAME.partial) file in I(backup_dir).
   - Checks every stage's exit status, fsyncs, verifies the file (decompression, the C(-- Dump completed)
     trailer, checksum), writes C(NAME.sha256) (C(sha256sum -c) format) and C(NAME.manifest.json), and only then
@@ -28,7 +29,8 @@ options:
     description: Directory on the database host for the dump, its C(.sha256) and its manifest. Must exist.
     type: path
   compression:
-    description: C(gzip) writes C(.sql.gz) (with pigz where installed, same format); C(zstd) writes C(.sql.zst).
+    description: C(gzip) writes C(.sql.gz) (with igzip or pigz where installed, same format); C(zstd) writes
+      C(.sql.zst).
     type: str
     choices: [gzip, zstd]
     default: gzip
@@ -128,7 +130,7 @@ compression:
   returned: success
   type: str
 compressor:
-  description: The compressor binary used (C(pigz), C(gzip), C(zstd)).
+  description: The compressor binary used (C(igzip), C(pigz), C(gzip), C(zstd)).
   returned: success
   type: str
 memory:

@@ -180,13 +180,13 @@ def parse_checksum_file(text: str, name: str) -> str | None:
 
 def decompress_command(path: str) -> list:
     if path.endswith(".gz"):
-        tool = client_binary("pigz", "gzip")
+        tool = client_binary("igzip", "pigz", "gzip")
     elif path.endswith(".zst"):
         tool = client_binary("zstd")
     else:
         raise RestoreError("%s is neither .sql.gz nor .sql.zst: cannot tell how to decompress it" % path)
     if not tool:
-        raise RestoreError("no decompressor for %s on this host (install pigz/gzip or zstd)" % path)
+        raise RestoreError("no decompressor for %s on this host (install igzip, pigz or gzip, or zstd)" % path)
     return [tool, "-dc", path]
 
 

@@ -115,12 +115,22 @@ def dump_command(binary: str, option_file: str, database: str, position: list[st
             *position, *extra, database]
 
 
+IGZIP_LEVELS = (1, 2, 3)
+
+
 def compress_command(compression: str, tools: dict, level: int | None = None, threads: int = 0) -> list[str]:
-    """Compressor writing to stdout. gzip: pigz when installed (same .gz format), else gzip; zstd: -T0."""
+    """Compressor writing to stdout.
+
+    gzip (same .gz format whichever writes it): igzip (ISA-L) for levels 1-3 when installed, which costs about a
+    quarter of pigz's CPU for a smaller file at level 1, so on a small host the dump keeps its speed; else pigz
+    (all cores), else gzip. Level 0 (the tool's default) and levels above 3 use pigz/gzip.
+    zstd: -T<threads> (0: one per core)."""
     if compression == "gzip":
+        if tools.get("igzip") and level in IGZIP_LEVELS:
+            return [tools["igzip"], "-c", "-%d" % level] + (["-T%d" % threads] if threads else [])
         binary = tools.get("pigz") or tools.get("gzip")
         if not binary:
-            raise BackupError("neither pigz nor gzip is installed on this host", check="tools")
+            raise BackupError("none of igzip, pigz or gzip is installed on this host", check="tools")
         cmd = [binary, "-c"]
         if tools.get("pigz") and threads:
             cmd.append("-p%d" % threads)
@@ -140,8 +150,12 @@ def compress_command(compression: str, tools: dict, level: int | None = None, th
 
 def decompress_command(compression: str, tools: dict) -> list[str]:
     if compression == "gzip":
-        # pigz -dc inflates on one thread but reads, writes and checks on others: about twice gzip -dc.
-        return [tools.get("pigz") or tools.get("gzip"), "-dc"]
+        # igzip -dc inflates about 3x faster than pigz -dc, which is about twice gzip -dc.
+        binary = tools.get("igzip") or tools.get("pigz") or tools.get("gzip")
+        if not binary:
+            raise BackupError("none of igzip, pigz or gzip is installed on this host: cannot read a .sql.gz "
+                              "backup", check="tools")
+        return [binary, "-dc"]
     if compression == "zstd":
         if not tools.get("zstd"):
             raise BackupError("zstd is not installed on this host: cannot read a .sql.zst backup", check="tools")

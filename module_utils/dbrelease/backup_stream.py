@@ -30,6 +30,7 @@ def find_tools() -> dict:
     return {
         "dump": client_binary("mariadb-dump", "mysqldump"),
         "client": client_binary("mariadb", "mysql"),
+        "igzip": shutil.which("igzip"),
         "pigz": shutil.which("pigz"),
         "gzip": shutil.which("gzip"),
         "zstd": shutil.which("zstd"),

@@ -84,20 +84,34 @@ def test_dump_command_refuses_a_database_name_that_reads_as_an_option(bad):
         plan.dump_command("/usr/bin/mariadb-dump", "/tmp/x.cnf", bad, [])
 
 
+ISAL = dict(TOOLS, igzip="/usr/bin/igzip")
+
+
 @pytest.mark.parametrize("comp,tools,level,threads,expected", [
     ("gzip", TOOLS, None, 0, ["/usr/bin/pigz", "-c"]),
     ("gzip", TOOLS, 1, 2, ["/usr/bin/pigz", "-c", "-p2", "-1"]),
     ("gzip", {"gzip": "/bin/gzip"}, None, 2, ["/bin/gzip", "-c"]),
+    ("gzip", ISAL, 1, 0, ["/usr/bin/igzip", "-c", "-1"]),
+    ("gzip", ISAL, 3, 2, ["/usr/bin/igzip", "-c", "-3", "-T2"]),
+    ("gzip", ISAL, None, 0, ["/usr/bin/pigz", "-c"]),  # the tool's default level (6): igzip stops at 3
+    ("gzip", ISAL, 9, 1, ["/usr/bin/pigz", "-c", "-p1", "-9"]),
     ("zstd", TOOLS, None, 0, ["/usr/bin/zstd", "-c", "-q", "-T0"]),
     ("zstd", TOOLS, 19, 1, ["/usr/bin/zstd", "-c", "-q", "-T1", "-19"]),
 ])
-def test_compress_command_prefers_pigz_and_runs_zstd_threaded(comp, tools, level, threads, expected):
+def test_compress_command_prefers_igzip_then_pigz_and_runs_zstd_threaded(comp, tools, level, threads, expected):
     assert plan.compress_command(comp, tools, level, threads) == expected
+
+
+@pytest.mark.parametrize("tools,expected", [
+    (ISAL, "/usr/bin/igzip"), (TOOLS, "/usr/bin/pigz"), ({"gzip": "/bin/gzip"}, "/bin/gzip"),
+])
+def test_any_gzip_tool_reads_a_gz_backup_the_fastest_first(tools, expected):
+    assert plan.decompress_command("gzip", tools) == [expected, "-dc"]
 
 
 @pytest.mark.parametrize("comp,tools,words", [
     ("zstd", {"gzip": "/bin/gzip"}, "zstd is not installed"),
-    ("gzip", {}, "neither pigz nor gzip"),
+    ("gzip", {}, "none of igzip, pigz or gzip"),
 ])
 def test_compress_command_names_the_missing_tool(comp, tools, words):
     with pytest.raises(plan.BackupError, match=words):
