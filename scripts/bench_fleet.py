@@ -135,6 +135,7 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the servers' directories and logs")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
     sizes = sorted({int(n) for n in args.sizes.split(",")})
     base = Path(tempfile.mkdtemp(prefix="dbr-bf-", dir="/tmp"))
     password = "bench-" + uuid.uuid4().hex
@@ -175,7 +176,7 @@ def main(argv=None) -> int:
             "%s. Command: `make bench` (= `.venv/bin/python scripts/bench_fleet.py --sizes %s`). Each database is"
             " its own MariaDB server loaded with the example application; every run is a real first release"
             " (preflight, lock, backup with its restore test, grants, schema, verify; migrate and tag off)."
-            % (measured_on(), args.sizes), ""] + lines))
+            % (measured_on(load_before), args.sizes), ""] + lines))
     return 0 if met and all(r["returncode"] == 0 and not r["not_ok"] for r in results) else 1
 
 

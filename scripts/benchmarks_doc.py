@@ -10,11 +10,13 @@ from pathlib import Path
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
-def measured_on() -> str:
-    """When and where: the date, the machine's cores and its load when the figures were taken."""
-    return "Measured %s on %s (%d cores, load average %.1f)" % (
+def measured_on(load_before: float | None = None) -> str:
+    """When and where: the date, the machine's cores and its load average before the benchmark ran (pass what
+    os.getloadavg() said at its start: afterwards it mostly shows the benchmark's own load)."""
+    load = os.getloadavg()[0] if load_before is None else load_before
+    return "Measured %s on %s (%d cores, load average %.1f before the run)" % (
         time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), platform.node() or "this machine", os.cpu_count() or 1,
-        os.getloadavg()[0])
+        load)
 
 
 def write_section(name: str, body: str, path: Path = DOC) -> None:
