@@ -3,7 +3,7 @@
 
 Starts a throwaway MariaDB, generates outbox/refresh_tokens data until the SQL dump is about --size-mb, then times:
 the raw dump to /dev/null; the runbook's recipe (dump to a file, gzip, sha256sum); community.mysql mysql_db
-state=dump to .sql.gz (via ansible-playbook, password in a config_file); this project's db_backup with gzip (pigz)
+state=dump to .sql.gz (via ansible-playbook, password in a config_file); this project's db_backup with gzip (igzip)
 and zstd (via ansible-playbook and the action plugin); the restore test versus a raw restore; and the controller's
 peak memory (ru_maxrss of the ansible-playbook process tree). Prints a Markdown table and
 updates the backup section of docs/benchmarks.md (unless --no-docs). Exits 1 when a >= 1 GB run misses a target.
