@@ -12,7 +12,6 @@ appears under its final name complete and verified.
 from __future__ import annotations
 
 import signal
-import time
 
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
@@ -21,8 +20,8 @@ display = Display()
 
 # Each status call waits on the host for the job to end, up to POLL_S (a long poll): the end is seen within 0.1 s,
 # and one module call every POLL_S is what a long dump costs the controller and the host.
+# A status call that returns while the job runs has waited POLL_S: its progress is printed, so once every POLL_S.
 POLL_S = 5.0
-PROGRESS_EVERY_S = 5.0
 FINAL_KEYS_DROPPED = ("state", "result", "pid", "started", "progress", "trace")
 
 
@@ -74,7 +73,6 @@ class ActionModule(ActionBase):
             result.pop("finished", None)
             return result
         job = {"mode": "status", "job_dir": started["job_dir"], "wait_seconds": POLL_S}
-        last_shown = 0.0
         # Ansible's worker process dies at once on SIGINT/SIGTERM (os._exit); while we poll, turn them into an
         # exception instead so the job is cancelled (and its partial file removed) before this process goes.
         previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -92,9 +90,7 @@ class ActionModule(ActionBase):
                     result.update(failed=True, changed=False, check=status.get("check"),
                                   msg="backup of %s failed: %s" % (args.get("database"), status.get("msg")))
                     return result
-                now = time.monotonic()
-                if status.get("progress") and now - last_shown >= PROGRESS_EVERY_S - 0.5:
-                    last_shown = now
+                if status.get("progress"):
                     display.display(progress_text(host, status["progress"]))
         except BaseException:
             for sig in previous:
