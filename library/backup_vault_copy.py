@@ -81,6 +81,17 @@ options:
     description: Flush the copy to the vault's disk before verifying and committing it.
     type: bool
     default: true
+  ssh_ciphers:
+    description:
+      - The SSH ciphers the module asks for, in order of preference (C(ssh -o Ciphers=...)).
+      - C(auto) (the default) prefers AES-GCM where this host's CPU has AES instructions (about 0.4 CPU-seconds
+        less per 512 MB than OpenSSH's default ChaCha20-Poly1305, on both ends, on a copy that is CPU-bound on a
+        small host), followed by the other modern ciphers, restricted to those the local C(ssh) supports; without AES
+        instructions it leaves the choice to C(ssh). The vault picks the first it also supports.
+      - An empty string leaves the choice to C(ssh) and its configuration; any other value is passed as
+        C(Ciphers=<value>). A C(Ciphers) option in I(ssh_options) wins over this one.
+    type: str
+    default: auto
 attributes:
   check_mode:
     support: full
@@ -136,6 +147,10 @@ durations_s:
     (rsync), C(verify_commit) (flush, sha256 on the vault, renames).
   returned: when the dump was copied
   type: dict
+ssh_ciphers:
+  description: The cipher preference the module gave ssh (empty when it left the choice to ssh).
+  returned: success
+  type: str
 """
 
 import os
@@ -150,19 +165,50 @@ from ansible.module_utils.basic import AnsibleModule
 EXIT_MISMATCH = 3
 
 
-def ssh_command(p, control_path=None) -> list[str]:
+# Preferred ciphers where the CPU has AES instructions: AES-GCM first (hardware-accelerated, and OpenSSH's
+# ChaCha20-Poly1305, its default, costs more CPU per byte), then the other modern ciphers so that any OpenSSH >= 6.5
+# vault finds one it accepts.
+AES_FIRST = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com",
+             "aes128-ctr", "aes192-ctr", "aes256-ctr")
+
+
+def cpu_has_aes(cpuinfo: str) -> bool:
+    """Whether /proc/cpuinfo's text shows AES instructions (x86 `flags`, ARM `Features`)."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features") and "aes" in value.split():
+            return True
+    return False
+
+
+def cipher_preference(setting: str, cpuinfo: str, supported: list[str]) -> str:
+    """The value for `-o Ciphers=`, or "" to leave the choice to ssh (see the ssh_ciphers option)."""
+    setting = (setting or "").strip()
+    if setting != "auto":
+        return setting
+    if not cpu_has_aes(cpuinfo):
+        return ""
+    usable = [c for c in AES_FIRST if c in supported]
+    return ",".join(usable) if usable and usable[0].startswith("aes") else ""
+
+
+def ssh_command(p, control_path=None, ciphers="") -> list[str]:
     """The ssh client command (without the destination) for the vault.
 
     With `control_path`, the module's SSH sessions (probe, rsync, commit) share one connection: the first opens it
     (a master that stays 30 s after its last session, and that the module closes when it is done), the others
-    skip the key exchange and authentication."""
+    skip the key exchange and authentication. `ciphers` goes after the user's ssh_options: ssh keeps the first
+    value it is given for an option, so theirs wins."""
     cmd = ["ssh", "-p", str(p["port"]), "-o", "BatchMode=yes", "-o", "ConnectTimeout=%d" % p["connect_timeout"],
            "-o", "ServerAliveInterval=%d" % max(1, p["connect_timeout"]), "-o", "ServerAliveCountMax=3"]
     if control_path:
         cmd += ["-o", "ControlMaster=auto", "-o", "ControlPath=%s" % control_path, "-o", "ControlPersist=30"]
     if p.get("ssh_key"):
         cmd += ["-i", p["ssh_key"], "-o", "IdentitiesOnly=yes"]
-    return cmd + list(p.get("ssh_options") or [])
+    cmd += list(p.get("ssh_options") or [])
+    if ciphers:
+        cmd += ["-o", "Ciphers=%s" % ciphers]
+    return cmd
 
 
 def staging_name(name: str, run: str) -> str:
@@ -265,19 +311,39 @@ class VaultCopy:
         self.where = "vault %s (%s:%d)" % (self.p["vault"], self.target, self.p["port"])
         self.control_path = None
         self.run_id = "%d-%s" % (os.getpid(), secrets.token_hex(4))
+        self.ciphers = ""
+
+    def ssh_command(self):
+        return ssh_command(self.p, self.control_path, self.ciphers)
 
     def ssh(self, script: str):
-        cmd = ssh_command(self.p, self.control_path) + [self.target, "sh -c %s" % shlex.quote(script)]
+        cmd = self.ssh_command() + [self.target, "sh -c %s" % shlex.quote(script)]
         return self.module.run_command(cmd)
+
+    def choose_ciphers(self):
+        if (self.p["ssh_ciphers"] or "").strip() != "auto":
+            return cipher_preference(self.p["ssh_ciphers"], "", [])
+        try:
+            with open("/proc/cpuinfo") as fh:
+                cpuinfo = fh.read()
+        except OSError:
+            return ""
+        if not cpu_has_aes(cpuinfo):
+            return ""
+        rc, out, _ = self.module.run_command(["ssh", "-Q", "cipher"])
+        return cipher_preference("auto", cpuinfo, out.split() if rc == 0 else [])
 
     def run(self):
         private = tempfile.mkdtemp(prefix="dbr-vault-")  # 0700: the shared connection's socket lives here
         self.control_path = os.path.join(private, "ssh")
+        self.ciphers = self.choose_ciphers()
         try:
-            return self.copy()
+            result = self.copy()
+            result["ssh_ciphers"] = self.ciphers
+            return result
         finally:
             if os.path.exists(self.control_path):
-                self.module.run_command(ssh_command(self.p, self.control_path) + ["-O", "exit", self.target])
+                self.module.run_command(self.ssh_command() + ["-O", "exit", self.target])
             shutil.rmtree(private, ignore_errors=True)
 
     def unreachable(self, rc, err, doing):
@@ -350,7 +416,7 @@ class VaultCopy:
             if rc != 0:
                 raise self.unreachable(rc, err, "creating %s" % stage)
         rsync = ["rsync", "--times", "--chmod=F0640", "--rsync-path=%s" % p["rsync_path"],
-                 "-e", " ".join(shlex.quote(a) for a in ssh_command(p, self.control_path)),
+                 "-e", " ".join(shlex.quote(a) for a in self.ssh_command()),
                  src] + [os.path.join(os.path.dirname(src), s) for s in sidecars] + ["%s:%s/" % (self.target, stage)]
         durations = result["durations_s"] = {"probe": round(time.monotonic() - started, 3)}
         mark = time.monotonic()
@@ -397,6 +463,7 @@ def main():
             connect_timeout=dict(type="int", default=10),
             rsync_path=dict(type="str", default="rsync"),
             fsync=dict(type="bool", default=True),
+            ssh_ciphers=dict(type="str", default="auto"),
         ),
         supports_check_mode=True,
     )

@@ -41,6 +41,17 @@ options:
     description: Compressor threads; C(0) means all cores.
     type: int
     default: 0
+  helper_nice:
+    description:
+      - Niceness added to the helpers of the dump (the compressor, the decompressor that checks the stream, and this
+        module's threads that move the bytes), not to the dump client. On a host with spare CPU they still run at
+        full speed; when the CPU is short they yield to the database server and to the dump client, whose speed
+        sets the backup's (on the 2-core benchmark host, 19 cut a 1 GB zstd backup from 7.6 s to 6.8 s).
+      - On a host whose CPU is saturated by other work, niced helpers also yield to that work, so the dump (and its
+        snapshot) lasts longer rather than production slowing down. C(0) gives them the same priority as
+        everything else.
+    type: int
+    default: 19
   label:
     description: Release label put in the file name (C(<database>_<label>_<UTC stamp>.sql.gz)).
     type: str
@@ -170,6 +181,7 @@ def argument_spec():
         compression=dict(type="str", choices=list(plan.COMPRESSIONS), default="gzip"),
         compression_level=dict(type="int"),
         compression_threads=dict(type="int", default=0),
+        helper_nice=dict(type="int", default=19),
         label=dict(type="str", default=""),
         reuse=dict(type="bool", default=True),
         mode=dict(type="str", choices=["run", "start", "status", "cancel"], default="run"),
@@ -229,7 +241,8 @@ def make_work(params, tools, info):
         result = backup_stream.run_dump(
             params, info, tools, progress, database=params["database"], backup_dir=params["backup_dir"],
             compression=params["compression"], level=params["compression_level"],
-            threads=params["compression_threads"], label=params["label"], host=socket.getfqdn())
+            threads=params["compression_threads"], label=params["label"], host=socket.getfqdn(),
+            helper_nice=params["helper_nice"])
         memory = {"worker_peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "tools_peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
         return dict(result, changed=True, memory=memory, msg="backup %s verified (%s)" % (

@@ -20,6 +20,7 @@ import os
 import platform
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -166,11 +167,15 @@ def bench(args):
         position = plan.position_options(info["server"], info["log_bin"])
         with backup_stream.client_option_file(params) as opt:
             dump = " ".join(plan.dump_command(tools["dump"], opt, DB, position))
-            log("raw dump to /dev/null")
-            results["raw_s"], _ = timed(sh, "%s > /dev/null" % dump)
+            # The first dump (its size) also warms the caches after the load; the figures come from the next ones.
             size = int(subprocess.run(["bash", "-o", "pipefail", "-c", "%s | wc -c" % dump], capture_output=True,
                                       text=True, check=True).stdout)
             results["sql_bytes"] = size
+            results["raw_runs_s"] = []
+            for run in range(args.runs):
+                log("raw dump to /dev/null (%d/%d)" % (run + 1, args.runs))
+                results["raw_runs_s"].append(timed(sh, "%s > /dev/null" % dump)[0])
+            results["raw_s"] = statistics.median(results["raw_runs_s"])
             log("runbook recipe: dump to a file, gzip, sha256sum")
             recipe = out / "recipe.sql"
             results["recipe_s"], _ = timed(sh, "%s > %s && gzip %s && sha256sum %s.gz > /dev/null"
@@ -191,22 +196,32 @@ def bench(args):
                 "dump_extra_args": "--routines --events --triggers"}}])
         results["mysql_db_bytes"] = os.path.getsize(out / "mysql_db.sql.gz")
         os.unlink(out / "mysql_db.sql.gz")
-        for comp in ("gzip", "zstd"):
-            log("db_backup %s" % comp)
-            wall, rss, stdout = run_ansible(workdir, inv, [{
-                "name": "db_backup", "db_backup": dict(login_args(), database=DB, backup_dir=str(out),
-                                                       compression=comp, label=comp,
-                                                       compression_level=args.level)}], callback="json")
-            # one task, as for mysql_db; the json callback prints its result (login_password is masked: no_log spec)
-            res = json.loads(stdout[stdout.index("{"):])["plays"][0]["tasks"][0]["hosts"]["bench"]
-            if password in stdout:
-                raise RuntimeError("the password appeared in ansible-playbook output")
-            results[comp] = {"wall_s": wall, "controller_rss_mb": rss, "module_s": res["durations_s"]["total"],
-                             "dump_s": res["durations_s"]["dump"], "verify_s": res["durations_s"]["verify"],
-                             "bytes": res["bytes"], "compressor": res["compressor"], "path": res["path"],
-                             "worker_rss_mb": res["memory"]["worker_peak_rss_kb"] / 1024.0,
-                             "progress_lines": None}
-        gz = results["gzip"]["path"]
+        runs = {"gzip": [], "zstd": []}
+        for run in range(args.runs):  # alternating, each run a new backup (new label: no reuse)
+            for comp in ("gzip", "zstd"):
+                log("db_backup %s (%d/%d)" % (comp, run + 1, args.runs))
+                wall, rss, stdout = run_ansible(workdir, inv, [{
+                    "name": "db_backup", "db_backup": dict(login_args(), database=DB, backup_dir=str(out),
+                                                           compression=comp, label="%s%d" % (comp, run),
+                                                           compression_level=args.level)}], callback="json")
+                # one task, as for mysql_db; the json callback prints its result (login_password is masked)
+                res = json.loads(stdout[stdout.index("{"):])["plays"][0]["tasks"][0]["hosts"]["bench"]
+                if password in stdout:
+                    raise RuntimeError("the password appeared in ansible-playbook output")
+                runs[comp].append({"wall_s": wall, "controller_rss_mb": rss, "module_s": res["durations_s"]["total"],
+                                   "dump_s": res["durations_s"]["dump"], "verify_s": res["durations_s"]["verify"],
+                                   "bytes": res["bytes"], "compressor": res["compressor"], "path": res["path"],
+                                   "worker_rss_mb": res["memory"]["worker_peak_rss_kb"] / 1024.0})
+                if run < args.runs - 1:
+                    for suffix in ("", ".sha256", ".manifest.json"):
+                        os.unlink(res["path"] + suffix)
+        for comp, items in runs.items():
+            # The median run by the module's time; memory is the worst of all runs.
+            mid = sorted(items, key=lambda item: item["module_s"])[len(items) // 2]
+            results[comp] = dict(mid, runs_s=[item["module_s"] for item in items],
+                                 controller_rss_mb=max(item["controller_rss_mb"] for item in items),
+                                 worker_rss_mb=max(item["worker_rss_mb"] for item in items))
+        gz = runs["gzip"][-1]["path"]  # the files of the last runs are kept
         log("raw restore (gunzip | mariadb) into a scratch database")
         box.sql("CREATE DATABASE bench_raw_restore")
         with backup_stream.client_option_file(params) as opt:
@@ -256,19 +271,21 @@ def table(r, command):
         "",
         "| what | seconds | MiB/s (SQL) | output MiB | notes |",
         "| --- | ---: | ---: | ---: | --- |",
-        "| raw dump to /dev/null | %.1f | %.0f | - | mariadb-dump, same options as the phase |" % (
-            r["raw_s"], mb / r["raw_s"]),
+        "| raw dump to /dev/null | %.1f | %.0f | - | mariadb-dump, same options as the phase; median of %s s |" % (
+            r["raw_s"], mb / r["raw_s"], ", ".join("%.1f" % x for x in r["raw_runs_s"])),
         "| runbook recipe: dump to file, gzip, sha256sum | %.1f | %.0f | %.0f | three passes, single-threaded gzip |"
         % (r["recipe_s"], mb / r["recipe_s"], r["recipe_bytes"] / 2**20),
         "| community.mysql mysql_db state=dump .sql.gz | %.1f | %.0f | %.0f | ansible-playbook wall, incl. %.1f s "
         "startup |" % (r["mysql_db_s"], mb / (r["mysql_db_s"] - r["noop_s"]), r["mysql_db_bytes"] / 2**20,
                        r["noop_s"]),
-        "| db_backup gzip (%s -%d), verified | %.1f | %.0f | %.0f | dump %.1f s + verify %.1f s; playbook wall %.1f s |"
-        % (gz["compressor"], r["level"], gz["module_s"], mb / gz["module_s"], gz["bytes"] / 2**20, gz["dump_s"],
-           gz["verify_s"], gz["wall_s"]),
-        "| db_backup zstd -T0 -%d, verified | %.1f | %.0f | %.0f | dump %.1f s + verify %.1f s; playbook wall %.1f s |"
-        % (r["level"], zs["module_s"], mb / zs["module_s"], zs["bytes"] / 2**20, zs["dump_s"], zs["verify_s"],
-           zs["wall_s"]),
+        "| db_backup gzip (%s -%d), verified | %.1f | %.0f | %.0f | median of %s s; its dump %.1f s + verify %.1f s;"
+        " playbook wall %.1f s |"
+        % (gz["compressor"], r["level"], gz["module_s"], mb / gz["module_s"], gz["bytes"] / 2**20,
+           ", ".join("%.1f" % x for x in gz["runs_s"]), gz["dump_s"], gz["verify_s"], gz["wall_s"]),
+        "| db_backup zstd -T0 -%d, verified | %.1f | %.0f | %.0f | median of %s s; its dump %.1f s + verify %.1f s;"
+        " playbook wall %.1f s |"
+        % (r["level"], zs["module_s"], mb / zs["module_s"], zs["bytes"] / 2**20,
+           ", ".join("%.1f" % x for x in zs["runs_s"]), zs["dump_s"], zs["verify_s"], zs["wall_s"]),
         "| raw restore (gzip -dc \\| mariadb) | %.1f | %.0f | - | |" % (r["raw_restore_s"],
                                                                       mb / r["raw_restore_s"]),
         "| restore test (restore, compare, drop) | %.1f | %.0f | - | %s; ok=%s |" % (
@@ -303,14 +320,15 @@ def main(argv=None):
     parser.add_argument("--size-mb", type=int, default=1100, help="approximate SQL size to generate (default 1100)")
     parser.add_argument("--workdir", default="/tmp", help="where the throwaway server and files go")
     parser.add_argument("--level", type=int, default=1, help="db_backup compression level (the role's default, 1)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of the raw dump and of each backup (medians)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--no-docs", action="store_true", help="do not update the backup section of "
                                                                "docs/benchmarks.md")
     parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args(argv)
     results = bench(args)
-    command = "make bench  # = .venv/bin/python scripts/bench_backup.py --size-mb %d --level %d" % (
-        args.size_mb, args.level)
+    command = "make bench  # = .venv/bin/python scripts/bench_backup.py --size-mb %d --level %d --runs %d" % (
+        args.size_mb, args.level, args.runs)
     text = table(results, command)
     print(text)
     if args.json:

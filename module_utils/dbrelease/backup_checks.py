@@ -49,7 +49,7 @@ def verify_file(path, compression, tools, expected_sha256=None, progress=None) -
     broken = [False]
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    reader = _Pump(proc.stdout, None, on_chunk=(lambda chunk: _count(progress, len(chunk))) if progress else None)
+    reader = _Pump(proc.stdout, None, on_chunk=(lambda n: _count(progress, n)) if progress else None)
     reader.run()  # in this thread
     feeder.join()
     rc = proc.wait()

@@ -5,7 +5,9 @@ Stdlib only (it runs on target hosts).
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import os
 import subprocess
 import threading
 
@@ -15,34 +17,35 @@ TAIL_BYTES = 4096
 
 
 class _Pump(threading.Thread):
-    """Copy src -> dst in chunks; count bytes, keep the first HEAD_BYTES and the last TAIL_BYTES."""
+    """Copy src -> dst (or drain src when dst is None); count bytes.
 
-    def __init__(self, src, dst, on_chunk=None):
+    With `keep=True` (default) it also keeps the first HEAD_BYTES and the last TAIL_BYTES and calls
+    `on_chunk(n)` after each read. Reads go into one reused buffer: a fresh 1 MiB object per read costs a page
+    fault per 4 KiB, about 0.3 CPU-seconds per GB moved.
+
+    `nice`: added to this thread's niceness (see db_backup's helper_nice).
+
+    With `keep=False` and a destination, the bytes are moved pipe to pipe with splice(2) where the platform has it
+    (Linux, Python >= 3.10): they never enter this process (about a sixth of the CPU of a copy through Python).
+    """
+
+    def __init__(self, src, dst, on_chunk=None, keep=True, nice=0):
         super().__init__(daemon=True)
-        self.src, self.dst, self.on_chunk = src, dst, on_chunk
+        self.src, self.dst, self.on_chunk, self.keep, self.nice = src, dst, on_chunk, keep, nice
         self.count = 0
         self.head = bytearray()
         self.tail = b""
         self.error = None
         self.broken = False
+        self.spliced = False
 
     def run(self):
+        if self.nice:
+            _lower_thread_priority(self.nice)
         try:
-            while True:
-                chunk = self.src.read1(CHUNK) if hasattr(self.src, "read1") else self.src.read(CHUNK)
-                if not chunk:
-                    break
-                if self.on_chunk:
-                    self.on_chunk(chunk)
-                self.count += len(chunk)
-                if len(self.head) < HEAD_BYTES:
-                    self.head += chunk[:HEAD_BYTES - len(self.head)]
-                self.tail = (self.tail + chunk)[-TAIL_BYTES:]
-                if self.dst is not None and not self.broken:
-                    try:
-                        self.dst.write(chunk)
-                    except (BrokenPipeError, ValueError):
-                        self.broken = True  # the reader died; keep draining so the writer is not blocked
+            if self.dst is not None and not self.keep and hasattr(os, "splice"):
+                self._splice()
+            self._copy()
         except Exception as exc:  # noqa: BLE001 - reported by the caller
             self.error = exc
         finally:
@@ -51,6 +54,58 @@ class _Pump(threading.Thread):
                     self.dst.close()
                 except OSError:
                     pass
+
+    def _splice(self):
+        """Move everything with splice(2); returns early (the copy loop finishes) if the kernel refuses."""
+        src, dst = self.src.fileno(), self.dst.fileno()
+        while not self.broken:
+            try:
+                moved = os.splice(src, dst, CHUNK)
+            except BrokenPipeError:
+                self.broken = True  # the reader died; the copy loop drains the rest so the writer is not blocked
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EINVAL, errno.ENOSYS) and not self.count:
+                    return  # not two pipes after all: copy through this process
+                raise
+            if not moved:
+                return
+            self.spliced = True
+            self.count += moved
+
+    def _copy(self):
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        read = getattr(self.src, "readinto1", None) or self.src.readinto
+        while True:
+            n = read(buf)
+            if not n:
+                break
+            chunk = view[:n]
+            if self.keep:
+                if len(self.head) < HEAD_BYTES:
+                    self.head += chunk[:HEAD_BYTES - len(self.head)]
+                self.tail = bytes(chunk[-TAIL_BYTES:]) if n >= TAIL_BYTES else (self.tail + chunk)[-TAIL_BYTES:]
+            self.count += n
+            if self.on_chunk:
+                self.on_chunk(n)
+            if self.dst is not None and not self.broken:
+                try:
+                    self.dst.write(chunk)
+                except (BrokenPipeError, ValueError):
+                    self.broken = True  # the reader died; keep draining so the writer is not blocked
+
+
+def _lower_thread_priority(increment):
+    """Lower the calling thread's priority (Linux: a thread's nice value is its own; elsewhere a no-op)."""
+    native_id = getattr(threading, "get_native_id", None)
+    if native_id is None or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+    except OSError:
+        pass
 
 
 def _big_pipes(*files):

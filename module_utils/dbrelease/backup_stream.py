@@ -1,15 +1,18 @@
 """The streaming engine of the backup phase: dump | compress -> sha256 + hidden partial file -> verify -> rename.
 
-One pass: the dump's stdout is pumped into the compressor by a thread (counting the raw bytes and keeping the
-head, for the binlog position, and the tail, for the completion trailer); the main thread reads the compressor's
-stdout in chunks, hashes them and writes them to `.NAME.partial` in the backup directory. Every stage's exit
-status is checked; the file is fsynced, verified (decompression, trailer, checksum) and only then renamed to its
-final name, after its `.sha256` and manifest. Any failure removes the partial: nothing unverified is ever left
-under a backup's name.
+One pass: the dump's stdout is moved into the compressor by a thread (with splice(2) where available: the SQL
+never enters this process; it counts the bytes); the main thread reads the compressor's stdout in chunks, hashes
+them, writes them to `.NAME.partial` in the backup directory and feeds them to a decompressor running alongside,
+whose output a third thread reads back (counting it and keeping its head, for the binlog position, and its tail,
+for the completion trailer: both read from what the file decompresses to). Every stage's exit status is checked;
+the file is fsynced, verified (decompression, byte count, trailer, checksum) and only then renamed to its final
+name, after its `.sha256` and manifest. Any failure removes the partial: nothing unverified is ever left under a
+backup's name.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -34,6 +37,7 @@ def find_tools() -> dict:
         "pigz": shutil.which("pigz"),
         "gzip": shutil.which("gzip"),
         "zstd": shutil.which("zstd"),
+        "stdbuf": shutil.which("stdbuf"),
     }
 
 
@@ -126,11 +130,37 @@ def _write_atomic(path, text, mode=0o640):
         raise
 
 
-def dump_to_partial(params, cmd_dump, cmd_compress, cmd_check, partial_path, progress):
-    """Run dump | compressor into `partial_path`; returns (sha256, compressed, uncompressed, head, tail, check).
+def _renice(increment):
+    """A preexec_fn lowering the child's priority by `increment` (every thread it starts inherits it)."""
+    def lower():
+        try:
+            os.nice(increment)
+        except OSError:
+            pass
+    return lower
+
+
+def _write_all(out, data):
+    """Write all of `data` to an unbuffered file (a raw write may be short)."""
+    while data:
+        written = out.write(data)
+        if not written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        data = data[written:]
+
+
+def dump_to_partial(params, cmd_dump, cmd_compress, cmd_check, partial_path, progress, stdbuf=None,
+                    helper_nice=0):
+    """Run dump | compressor into `partial_path`; returns (sha256, compressed, uncompressed, check).
 
     Each compressed chunk is also fed to a decompressor (`cmd_check`) running alongside, so the decompression
-    test costs no extra pass: `check` holds its exit status, byte count, tail and stderr.
+    test costs no extra pass: `check` holds its exit status, byte count, head, tail and stderr.
+    `stdbuf` (coreutils' stdbuf, when installed) gives the dump client a 1 MiB output buffer instead of the 4 KiB
+    stdio uses on a pipe: a quarter of a million fewer writes per GB, about a CPU-second less of the client's
+    system time per GB on the critical path of the dump.
+    `helper_nice` is added to the niceness of the compressor, the checking decompressor and the threads that
+    move bytes (not the dump client's): the dump client is the slowest stage and sets the backup's speed, so it
+    gets the CPU first.
     Raises BackupError naming the failed stage; the caller removes the partial.
     """
     digest = hashlib.sha256()
@@ -142,22 +172,29 @@ def dump_to_partial(params, cmd_dump, cmd_compress, cmd_check, partial_path, pro
     fd = os.open(partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     try:
         with os.fdopen(fd, "wb", buffering=0) as out:
-            dump = subprocess.Popen(cmd_dump, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=dump_err)
-            comp = subprocess.Popen(cmd_compress, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=comp_err)
-            check = subprocess.Popen(cmd_check, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=check_err)
+            dump = subprocess.Popen(([stdbuf, "-o1M"] if stdbuf else []) + list(cmd_dump), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=dump_err)
+            helper = _renice(helper_nice) if helper_nice else None
+            comp = subprocess.Popen(cmd_compress, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=comp_err,
+                                    preexec_fn=helper)
+            check = subprocess.Popen(cmd_check, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=check_err,
+                                     preexec_fn=helper)
             _big_pipes(dump.stdout, comp.stdin, comp.stdout, check.stdin, check.stdout)
-            pump = _Pump(dump.stdout, comp.stdin)
+            pump = _Pump(dump.stdout, comp.stdin, keep=False, nice=helper_nice)
             pump.start()
-            reader = _Pump(check.stdout, None)
+            reader = _Pump(check.stdout, None, nice=helper_nice)
             reader.start()
             progress.set_stage("dumping")
+            buf = bytearray(CHUNK)
+            view = memoryview(buf)
             while True:
-                chunk = comp.stdout.read1(CHUNK)
-                if not chunk:
+                n = comp.stdout.readinto1(buf)
+                if not n:
                     break
+                chunk = view[:n]
                 digest.update(chunk)
                 try:
-                    out.write(chunk)
+                    _write_all(out, chunk)
                 except OSError as exc:
                     raise BackupError("cannot write %s: %s (free space in the backup directory, "
                                       "backup_dir)" % (partial_path, exc.strerror or exc), check="write") from None
@@ -166,7 +203,7 @@ def dump_to_partial(params, cmd_dump, cmd_compress, cmd_check, partial_path, pro
                         check.stdin.write(chunk)
                     except BrokenPipeError:
                         check_broken = True  # the decompressor gave up: reported by the decompress check
-                progress.written += len(chunk)
+                progress.written += n
                 progress.raw = pump.count
                 progress.tick()
             pump.join()
@@ -194,9 +231,9 @@ def dump_to_partial(params, cmd_dump, cmd_compress, cmd_check, partial_path, pro
                 raise BackupError("cannot flush %s to disk: %s" % (partial_path, exc.strerror or exc),
                                   check="write") from None
         check_err.seek(0)
-        checked = {"rc": check_rc, "bytes": reader.count, "tail": reader.tail,
+        checked = {"rc": check_rc, "bytes": reader.count, "head": bytes(reader.head), "tail": reader.tail,
                    "stderr": check_err.read().decode("utf-8", "replace").strip()[-500:]}
-        return digest.hexdigest(), progress.written, pump.count, bytes(pump.head), pump.tail, checked
+        return digest.hexdigest(), progress.written, pump.count, checked
     finally:
         _kill(dump, comp, check)
         for thread in (pump, reader):
@@ -228,7 +265,7 @@ def finalize(backup_dir, final_name, partial_path, sha256, manifest) -> dict:
 
 
 def run_dump(params, conn_info, tools, progress, *, database, backup_dir, compression, level=None, threads=0,
-             label="", host="") -> dict:
+             label="", host="", helper_nice=0) -> dict:
     """Take, verify and publish one backup. `conn_info`: server, log_bin, tables (read by the caller).
 
     Returns the module result (without `changed`); raises BackupError after removing every file it created.
@@ -244,10 +281,15 @@ def run_dump(params, conn_info, tools, progress, *, database, backup_dir, compre
         with client_option_file(params) as option_file:
             cmd_dump = plan.dump_command(tools["dump"], option_file, database, position_opts)
             t0 = time.monotonic()
-            sha, written, raw, head, tail, checked = dump_to_partial(
-                params, cmd_dump, cmd_compress, plan.decompress_command(compression, tools), partial_path, progress)
+            sha, written, raw, checked = dump_to_partial(
+                params, cmd_dump, cmd_compress, plan.decompress_command(compression, tools), partial_path, progress,
+                stdbuf=tools.get("stdbuf"), helper_nice=helper_nice)
             durations["dump"] = time.monotonic() - t0
-        if not plan.trailer_line(tail):
+        # The head and tail are those of what the file decompressed to; when that is the whole dump (the
+        # decompressor succeeded and gave back every byte dumped), a missing trailer is the dump's own fault.
+        # Otherwise the checks below name the decompression failure.
+        head, tail = checked["head"], checked["tail"]
+        if checked["rc"] == 0 and checked["bytes"] == raw and not plan.trailer_line(tail):
             raise BackupError("the dump of %s ended without its '-- Dump completed' trailer although %s exited 0"
                               % (database, os.path.basename(tools["dump"])), check="trailer")
         progress.set_stage("verifying")

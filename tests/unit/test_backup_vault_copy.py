@@ -1,9 +1,11 @@
-"""The shell scripts backup_vault_copy runs on the vault, run here with sh against a directory (no SSH needed)."""
+"""backup_vault_copy: the shell scripts it runs on the vault (run here with sh against a directory, no SSH needed) and
+its choice of SSH options."""
 
 import hashlib
 import subprocess
 
 import backup_vault_copy as bvc
+import pytest
 
 NAME = "app_v1_20261130T000000Z.sql.gz"
 
@@ -67,3 +69,36 @@ def test_commit_of_a_corrupt_copy_removes_it_and_leaves_nothing_under_the_backup
                                 "9-bad"), tmp_path)
     assert out.returncode == bvc.EXIT_MISMATCH and out.stdout.startswith("MISMATCH ")
     assert list(tmp_path.iterdir()) == []
+
+
+X86_AES = "processor\t: 0\nflags\t\t: fpu vme sse2 aes avx2 sha_ni\n"
+ARM_AES = "processor\t: 0\nFeatures\t: fp asimd aes pmull sha1 sha2\n"
+NO_AES = "processor\t: 0\nflags\t\t: fpu vme sse2 avx2\n"
+ALL_CIPHERS = ["aes128-ctr", "aes256-ctr", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+               "chacha20-poly1305@openssh.com"]
+
+
+@pytest.mark.parametrize("cpuinfo, has", [(X86_AES, True), (ARM_AES, True), (NO_AES, False), ("", False),
+                                          ("flags : fpu vaes\n", False)])
+def test_aes_instructions_are_read_from_cpuinfo(cpuinfo, has):
+    assert bvc.cpu_has_aes(cpuinfo) is has
+
+
+def test_auto_ciphers_put_aes_gcm_first_keep_fallbacks_and_only_what_ssh_supports():
+    assert bvc.cipher_preference("auto", X86_AES, ALL_CIPHERS) == (
+        "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes256-ctr")
+    # Without AES instructions, or an ssh without AES-GCM, the choice stays with ssh.
+    assert bvc.cipher_preference("auto", NO_AES, ALL_CIPHERS) == ""
+    assert bvc.cipher_preference("auto", X86_AES, ["chacha20-poly1305@openssh.com", "aes128-ctr"]) == ""
+    # Explicit settings are passed through, "" leaves the choice to ssh.
+    assert bvc.cipher_preference("aes256-ctr", NO_AES, []) == "aes256-ctr"
+    assert bvc.cipher_preference("", X86_AES, ALL_CIPHERS) == ""
+
+
+def test_the_users_ciphers_option_wins_over_the_modules():
+    p = {"port": 22, "connect_timeout": 5, "ssh_key": None,
+         "ssh_options": ["-o", "Ciphers=aes256-ctr"]}
+    cmd = bvc.ssh_command(p, None, "aes128-gcm@openssh.com")
+    # ssh keeps the first value given for an option: the user's comes first.
+    assert cmd.index("Ciphers=aes256-ctr") < cmd.index("Ciphers=aes128-gcm@openssh.com")
+    assert "-o" in cmd and bvc.ssh_command(p, None, "")[-2:] == ["-o", "Ciphers=aes256-ctr"]
