@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Benchmark the vault copy against a raw rsync of the same file, on the namespace topology.
 
-    python scripts/bench_vault.py [--file BACKUP.sql.gz | --size-mb 512] [--runs 3] [--json]
+    python scripts/bench_vault.py [--file BACKUP.sql.gz | --size-mb 512] [--runs 9] [--json]
 
 Builds a throwaway topology (one database host, one vault; tests/topology.py), puts the file on the database
 host (a real backup when --file is given, else random bytes, which compress like a compressed dump: not at
-all), then from the database host's namespace times, alternately, `runs` times each:
+all), then from the database host's namespace times `runs` times each, in an order rotated from run to run,
+each copy starting on idle disks:
 
 - raw:   rsync -e "ssh <same options>" FILE vault:DIR/     (what a DBA would type; no verification)
 - raw with the module's ciphers: the same with -o Ciphers=<what backup_vault_copy chose> (AES-GCM first on a CPU
@@ -70,12 +71,34 @@ def _prepare(topo, db: str, source: Path | None, size_mb: int) -> tuple[Path, st
     return target, digest
 
 
+def _disk_counters() -> str:
+    with open("/proc/diskstats") as fh:
+        return "".join(line for line in fh if not line.split()[2].startswith(("loop", "ram")))
+
+
+def _settle(timeout=15.0, quiet=0.3):
+    """Wait until the disks are idle: no I/O counter moves for `quiet` seconds.
+
+    Each run deletes the previous run's 537 MB copy first; on a filesystem mounted with `discard` (this VM's root)
+    the kernel trims those blocks in the background after `sync` returns, and a copy timed meanwhile competes
+    with it (measured: the same rsync took 1.3 s or 2.2 s depending on what preceded it)."""
+    deadline = time.monotonic() + timeout
+    last = _disk_counters()
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = _disk_counters()
+        if now == last:
+            return
+        last = now
+
+
 def _raw_rsync(topo, db, vault, src: Path, dest: str, ciphers: str = "") -> float:
     ssh = ["ssh", "-o", "BatchMode=yes", *topo.ssh_options()] + (["-o", "Ciphers=%s" % ciphers] if ciphers else [])
     cmd = ["ip", "netns", "exec", topo.netns(db), "rsync", "-e", " ".join(shlex.quote(a) for a in ssh),
            str(src), "root@%s:%s/" % (topo.ip(vault), dest)]
     # Each run starts with nothing left to write back on the vault: the previous run's copy must not slow it down.
     topo.ssh(vault, "rm -rf %s && mkdir -p %s && sync" % (dest, dest))
+    _settle()
     started = time.monotonic()
     subprocess.run(cmd, check=True, capture_output=True)
     return time.monotonic() - started
@@ -84,6 +107,7 @@ def _raw_rsync(topo, db, vault, src: Path, dest: str, ciphers: str = "") -> floa
 def _vault_copy(topo, db, vault, src: Path, digest: str, dest: str, fsync: bool) -> tuple[float, float, str]:
     """(task wall seconds, the module's own seconds, its ciphers) of one copy to an empty destination."""
     topo.ssh(vault, "rm -rf %s && sync" % dest)
+    _settle()
     args = {"src": str(src), "sha256": digest, "sidecars": [str(src) + ".sha256", str(src) + ".manifest.json"],
             "vault": vault, "address": topo.ip(vault), "user": "root", "dest_dir": dest, "ssh_key": str(topo.key),
             "ssh_options": ["-o", "UserKnownHostsFile=%s" % topo.known_hosts, "-o", "StrictHostKeyChecking=yes"],
@@ -111,14 +135,24 @@ def bench(file=None, size_mb=512, runs=5) -> dict:
         src, digest = _prepare(topo, db, Path(file) if file else None, size_mb)
         dest_root = topo.vault_dir(vault)
         raw, raw_same, copy, own, copy_nofsync = [], [], [], [], []
-        ciphers = ""
-        for _ in range(runs):
-            raw.append(_raw_rsync(topo, db, vault, src, "%s/raw" % dest_root))
-            wall, seconds, ciphers = _vault_copy(topo, db, vault, src, digest, "%s/db1" % dest_root, True)
+        # The module's ciphers, as it chooses them (one untimed copy), for the raw rsync given the same.
+        ciphers = _vault_copy(topo, db, vault, src, digest, "%s/warmup" % dest_root, True)[2]
+
+        def module_copy():
+            wall, seconds, _ = _vault_copy(topo, db, vault, src, digest, "%s/db1" % dest_root, True)
             copy.append(wall)
             own.append(seconds)
-            raw_same.append(_raw_rsync(topo, db, vault, src, "%s/raw_same" % dest_root, ciphers))
-            copy_nofsync.append(_vault_copy(topo, db, vault, src, digest, "%s/nofsync" % dest_root, False)[1])
+
+        steps = [lambda: raw.append(_raw_rsync(topo, db, vault, src, "%s/raw" % dest_root)),
+                 module_copy,
+                 lambda: raw_same.append(_raw_rsync(topo, db, vault, src, "%s/raw_same" % dest_root, ciphers)),
+                 lambda: copy_nofsync.append(
+                     _vault_copy(topo, db, vault, src, digest, "%s/nofsync" % dest_root, False)[1])]
+        for run in range(runs):
+            # What runs just before a copy changes its time on this VM (up to 0.8 s: background trims of the
+            # previous copy's blocks, page cache); rotating the order gives each variant every position.
+            for step in steps[run % len(steps):] + steps[:run % len(steps)]:
+                step()
         size = src.stat().st_size
     raw_s, copy_s, own_s = statistics.median(raw), statistics.median(copy), statistics.median(own)
     nofsync_s = statistics.median(copy_nofsync)
@@ -149,7 +183,7 @@ def report_lines(r, source) -> list[str]:
     mb = r["file_bytes"] / 1e6
     return [
         "Copy of %.0f MB (%s) from a database host to a vault host (network namespaces, sshd on each), median of %d"
-        " runs each, alternating." % (mb, source, r["runs"]),
+        " runs each, in an order rotated from run to run, each copy starting on idle disks." % (mb, source, r["runs"]),
         "",
         "| what | seconds | MB/s | vs raw rsync | runs |",
         "| --- | ---: | ---: | ---: | --- |",
@@ -182,7 +216,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--file", help="a real backup to copy (default: random bytes)")
     parser.add_argument("--size-mb", type=int, default=512)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args(argv)
