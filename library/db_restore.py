@@ -140,6 +140,8 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.dbrelease import backup as backup_plan
+from ansible.module_utils.dbrelease.backup import BackupError
 from ansible.module_utils.dbrelease.db import (  # noqa: I001 (module_utils import, resolved by Ansible)
     DbError,
     client_binary,
@@ -179,15 +181,15 @@ def parse_checksum_file(text: str, name: str) -> str | None:
 
 
 def decompress_command(path: str) -> list:
-    if path.endswith(".gz"):
-        tool = client_binary("igzip", "pigz", "gzip")
-    elif path.endswith(".zst"):
-        tool = client_binary("zstd")
-    else:
+    """The backup phase's own choice of decompressor (backup.decompress_command), reading `path`."""
+    compression = {".gz": "gzip", ".zst": "zstd"}.get(os.path.splitext(path)[1])
+    if not compression:
         raise RestoreError("%s is neither .sql.gz nor .sql.zst: cannot tell how to decompress it" % path)
-    if not tool:
-        raise RestoreError("no decompressor for %s on this host (install igzip, pigz or gzip, or zstd)" % path)
-    return [tool, "-dc", path]
+    tools = {name: client_binary(name) for name in ("igzip", "pigz", "gzip", "zstd")}
+    try:
+        return backup_plan.decompress_command(compression, tools) + [path]
+    except BackupError as exc:
+        raise RestoreError("no decompressor for %s: %s" % (path, exc)) from None
 
 
 def ends_with_trailer(tail: bytes) -> bool:
