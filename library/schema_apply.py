@@ -204,7 +204,7 @@ import secrets
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dbrelease import ddl_lint, schema
+from ansible.module_utils.dbrelease import ddl_exec, ddl_lint, schema
 from ansible.module_utils.dbrelease.db import (
     DbError,
     connect,
@@ -247,6 +247,7 @@ def argument_spec():
         temp_schema_prefix=dict(type="str", default="__dbrelease_plan_"),
         plan_copy=dict(type="str", default="referenced", choices=["referenced", "full"]),
     )
+    spec.update(ddl_exec.argument_spec())
     return spec
 
 
@@ -540,43 +541,13 @@ def duplicate_findings(conn, db, changes, target_objects):
 # Applying
 # ---------------------------------------------------------------------------------------------------------------
 
-# Client errors meaning the connection to the server is gone (server gone away, lost during the query, lost
-# while reading), and server errors ending the connection (shutdown in progress, connection killed). PyMySQL
-# raises InterfaceError (0, '') on a connection it already closed.
-CONNECTION_LOST = (2006, 2013, 2055, 1053, 1927)
-
-
-def connection_lost(exc) -> bool:
-    import pymysql
-
-    code, _ = _server_error(exc)
-    return code in CONNECTION_LOST or (isinstance(exc, pymysql.err.InterfaceError) and code in (0, None))
-
-
-def apply_statements(conn, db, statements):
-    """Run the statements on `db`; returns (applied refs, failure or None).
+def apply_statements(conn, db, statements, runner):
+    """Run the statements on `db` through `runner` (ddl_exec.Runner: replica lag gate, lock guard, lock wait
+    timeout with retries, watchdog, the plan's ALGORITHM/LOCK, online tool); returns (applied refs, failure or None).
 
     A failure whose connection was lost says so (`connection_lost: true`): the server may have died mid-statement.
     """
-    import pymysql
-
-    applied = []
-    with conn.cursor() as cur:
-        cur.execute("USE %s" % quote_ident(db))
-        for st in statements:
-            try:
-                cur.execute(st["sql"])
-                while cur.nextset():
-                    pass
-            except pymysql.err.MySQLError as exc:
-                code, text = _server_error(exc)
-                failure = dict(ddl_lint.ref(st), error="(%s) %s" % (code, text or "connection closed"))
-                if connection_lost(exc):
-                    failure["connection_lost"] = True
-                    failure["error"] = "the connection to the server was lost while it ran: " + failure["error"]
-                return applied, failure
-            applied.append(ddl_lint.ref(st))
-    return applied, None
+    return runner.apply(conn, db, statements)
 
 
 def _refs_text(refs):
@@ -628,6 +599,10 @@ def run(params, check_mode=False, diff_mode=False):
         info = server_info(conn)
         flavor, version = info["flavor"], tuple(info["version_tuple"])
         result["server"] = info
+        try:
+            result["topology"] = ddl_exec.check_target(conn, info, params)
+        except ddl_exec.TargetRefused as exc:
+            raise SchemaFailure(str(exc), result) from None
         with conn.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (db,))
             if not cur.fetchone()[0]:
@@ -688,8 +663,9 @@ def run(params, check_mode=False, diff_mode=False):
             alter["table_size"] = ddl_lint.human_bytes(size)
             alter["rows_estimate"] = before["rows"].get(alter["table"], 0)
             alter["blocking"] = ddl_lint.blocking(alter["algorithm"], alter["lock"])
-            if alter["blocking"] and size > params["large_table_bytes"] and production and \
-                    not params["allow_blocking_alter"]:
+            ddl_exec.route_alter(alter, statements, params, info, result["topology"]["binlog"])
+            if alter["blocking"] and not alter.get("online") and size > params["large_table_bytes"] and \
+                    production and not params["allow_blocking_alter"]:
                 refused.append("%s would %s table %s (%s, over schema_large_table_bytes %s) in production; set "
                                "schema_allow_blocking_alter: true or use an online schema change tool" % (
                                    summary(alter["statement"]),
@@ -736,8 +712,10 @@ def run(params, check_mode=False, diff_mode=False):
             result["ok"] = True
             return result
 
-        applied, failure = apply_statements(conn, db, statements)
+        runner = ddl_exec.Runner(params, info, alters, result["topology"])
+        applied, failure = apply_statements(conn, db, statements, runner)
         result["applied"] = applied
+        result["execution"] = runner.report()
         lost = bool(failure and failure.get("connection_lost"))
         if lost:
             # The server may be gone (crashed, killed, restarted): the statements before this one completed, and
