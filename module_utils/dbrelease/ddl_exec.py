@@ -102,7 +102,8 @@ def touched_tables(sql) -> list:
     truncates or renames (both names), the table a trigger is on, the tables its foreign keys reference, the view
     it replaces."""
     info = ddl_lint.statement_target(sql)
-    toks = info["tokens"]
+    # Names without their schema qualifier (only the names are read from these tokens).
+    toks = ddl_lint.tokens(_QUALIFIER_RE.sub("", sql))
     found = []
 
     def add(name):
@@ -111,23 +112,31 @@ def touched_tables(sql) -> list:
 
     if info["kind"] in ("table", "index", "trigger", "view"):
         add(info["table"] or (info["name"] if info["kind"] == "view" else None))
-    words = [(t[0], t[1].upper() if t[0] == "word" else t[1]) for t in toks]
-    for i, (kind, value) in enumerate(words):
-        if kind == "word" and value == "REFERENCES" and i + 1 < len(toks):
-            add(toks[i + 1][1].split(".")[-1])
+    for i, tok in enumerate(toks):
+        if tok[0] == "word" and tok[1].upper() == "REFERENCES" and i + 1 < len(toks):
+            add(toks[i + 1][1])
     if info["verb"] in ("rename", "drop", "truncate") and info["kind"] == "table":
-        # RENAME TABLE a TO b, c TO d / DROP TABLE a, b: every name
-        for i, tok in enumerate(toks):
-            if tok[0] in ("ident", "word") and i > 0 and (toks[i - 1] == ("punct", ",") or
-                                                       (toks[i - 1][0] == "word" and
-                                                        toks[i - 1][1].upper() in ("TO", "TABLE", "EXISTS"))):
-                add(tok[1].split(".")[-1])
+        # RENAME TABLE a TO b, c TO d / DROP TABLE a, b: every name after TABLE [IF EXISTS], TO and commas.
+        expect = False
+        for tok in toks:
+            word = tok[1].upper() if tok[0] == "word" else None
+            if word in ("TABLE", "TABLES", "TO") or tok == ("punct", ","):
+                expect = True
+            elif word in ("IF", "EXISTS"):
+                continue
+            elif expect and tok[0] in ("ident", "word"):
+                add(tok[1])
+                expect = False
+            else:
+                expect = False
     if info["verb"] == "alter" and info["kind"] == "table":
         for clause in info["clauses"]:
             if ddl_lint.clause_kind(clause) == "rename_table":
                 add(clause[-1][1].split(".")[-1])
     return found
 
+
+_QUALIFIER_RE = re.compile(r"(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s*\.\s*(?=[`A-Za-z0-9_$])")
 
 _SUFFIX = {("instant", "none"): "ALGORITHM=INSTANT", ("inplace", "none"): "ALGORITHM=INPLACE, LOCK=NONE",
            ("inplace", "shared"): "ALGORITHM=INPLACE"}

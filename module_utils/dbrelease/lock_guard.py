@@ -97,32 +97,42 @@ def capabilities(conn, flavor: str, version) -> dict:
     """Which lock information this server and account offer: `{"mdl", "processlist", "last_statement",
     "process_privilege", "notes"}`. `mdl` is None when neither source is usable (the guard then works from
     transactions and the process list, and says so)."""
-    version = tuple(version or (0, 0, 0))
-    caps = {"flavor": flavor, "version": list(version), "mdl": None, "last_statement": False, "notes": []}
     with conn.cursor() as cur:
-        p_s = str(_scalar(cur, "SELECT @@performance_schema") or "0") in ("1", "ON")
-        if p_s:
-            instrument = _scalar(cur, "SELECT ENABLED FROM performance_schema.setup_instruments "
-                                      "WHERE NAME = 'wait/lock/metadata/sql/mdl'")
-            consumer = _scalar(cur, "SELECT ENABLED FROM performance_schema.setup_consumers "
-                                    "WHERE NAME = 'global_instrumentation'")
-            if instrument == "YES" and consumer == "YES":
-                caps["mdl"] = MDL_PERFORMANCE_SCHEMA
-            last = _scalar(cur, "SELECT ENABLED FROM performance_schema.setup_consumers "
-                                "WHERE NAME = 'events_statements_current'")
-            caps["last_statement"] = last == "YES"
-        if caps["mdl"] is None and flavor == "mariadb":
-            status = _scalar(cur, "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS "
-                                  "WHERE PLUGIN_NAME = 'METADATA_LOCK_INFO'")
-            if status == "ACTIVE":
-                caps["mdl"] = MDL_PLUGIN
-        if flavor == "mysql" and version >= (8, 0, 22) and p_s:
-            caps["processlist"] = "performance_schema"
-        elif flavor == "mariadb":
-            caps["processlist"] = "information_schema_ms"
-        else:
-            caps["processlist"] = "information_schema"
-        caps["process_privilege"] = _has_process_privilege(cur)
+        probes = {"performance_schema": _scalar(cur, "SELECT @@performance_schema")}
+        if str(probes["performance_schema"] or "0") in ("1", "ON"):
+            probes["mdl_instrument"] = _scalar(cur, "SELECT ENABLED FROM performance_schema.setup_instruments "
+                                                    "WHERE NAME = 'wait/lock/metadata/sql/mdl'")
+            probes["global_instrumentation"] = _scalar(cur, "SELECT ENABLED FROM performance_schema.setup_consumers "
+                                                            "WHERE NAME = 'global_instrumentation'")
+            probes["statements_current"] = _scalar(cur, "SELECT ENABLED FROM performance_schema.setup_consumers "
+                                                        "WHERE NAME = 'events_statements_current'")
+        if flavor == "mariadb":
+            probes["metadata_lock_info"] = _scalar(cur, "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS "
+                                                        "WHERE PLUGIN_NAME = 'METADATA_LOCK_INFO'")
+        probes["process_privilege"] = _has_process_privilege(cur)
+    return choose_sources(flavor, version, probes)
+
+
+def choose_sources(flavor, version, probes) -> dict:
+    """The sources to read for a server, from what `capabilities()` probed (pure, so each flavor and version is
+    unit-tested): `probes` has `performance_schema` (@@performance_schema), `mdl_instrument`,
+    `global_instrumentation`, `statements_current` (ENABLED of those instruments/consumers),
+    `metadata_lock_info` (the plugin's status) and `process_privilege`."""
+    version = tuple(version or (0, 0, 0))
+    p_s = str(probes.get("performance_schema") or "0") in ("1", "ON")
+    caps = {"flavor": flavor, "version": list(version), "mdl": None, "last_statement": False, "notes": [],
+            "process_privilege": bool(probes.get("process_privilege"))}
+    if p_s and probes.get("mdl_instrument") == "YES" and probes.get("global_instrumentation") == "YES":
+        caps["mdl"] = MDL_PERFORMANCE_SCHEMA
+    elif flavor == "mariadb" and probes.get("metadata_lock_info") == "ACTIVE":
+        caps["mdl"] = MDL_PLUGIN
+    caps["last_statement"] = p_s and probes.get("statements_current") == "YES"
+    if flavor == "mysql" and version >= (8, 0, 22) and p_s:
+        caps["processlist"] = "performance_schema"
+    elif flavor == "mariadb":
+        caps["processlist"] = "information_schema_ms"
+    else:
+        caps["processlist"] = "information_schema"
     if caps["mdl"] is None:
         caps["notes"].append(no_mdl_note(flavor))
     if not caps["process_privilege"]:
@@ -279,7 +289,8 @@ def find_blockers(state, db, tables, own_ids=(), min_trx_seconds=0):
             info = session["info"] or ""
             if _DDL_RE.match(info) and "metadata lock" in session["state"].lower() and _mentions(info, tables):
                 add(pid, "ddl", "waits for a metadata lock", tables_known=False)
-            elif session["command"].lower() in ("query", "execute") and info and _mentions(info, tables):
+            elif session["command"].lower() in ("query", "execute") and info and _mentions(info, tables) and \
+                    "metadata lock" not in session["state"].lower():  # a query queued for the lock holds none
                 add(pid, "statement", "runs a statement on %s" % ", ".join(sorted(names_in(info) & tables)),
                     tables_known=False)
             near = session["db"] in (db, None) or db in names_in(info + " " + (session["trx_query"] or ""))

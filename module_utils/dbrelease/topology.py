@@ -101,8 +101,9 @@ def replicating(conn_rows) -> bool:
 
 
 def role_of(read_only, super_read_only, replication) -> str:
-    """`replica` when it replicates from a source or refuses writes (read_only), else `primary`."""
-    if replicating(replication) or _yes(read_only) or _yes(super_read_only):
+    """`replica` when a replication source is set up (even with its threads stopped: a replica paused for
+    maintenance is still a replica) or it refuses writes (read_only), else `primary`."""
+    if replication or _yes(read_only) or _yes(super_read_only):
         return "replica"
     return "primary"
 
@@ -173,10 +174,10 @@ def replica_refusal(topo, where) -> str:
         return ""
     why = []
     for r in topo["replication"]:
-        if replicating([r]):
-            why.append("it replicates from %s:%s%s (server_id %s; IO %s, SQL %s)" % (
-                r["source_host"], r["source_port"], " connection '%s'" % r["connection"] if r["connection"] else "",
-                r["source_server_id"], r["io_running"], r["sql_running"]))
+        why.append("%s %s:%s%s (server_id %s; IO thread %s, SQL thread %s)" % (
+            "it replicates from" if replicating([r]) else "replication is set up (stopped) from",
+            r["source_host"], r["source_port"], " connection '%s'" % r["connection"] if r["connection"] else "",
+            r["source_server_id"], r["io_running"], r["sql_running"]))
     if topo["read_only"]:
         why.append("read_only is ON")
     if topo.get("super_read_only"):
@@ -206,8 +207,7 @@ def replica_name(replica, params) -> str:
 
 
 def read_lag(conn, flavor, version, primary_server_id=None) -> dict:
-    """`{"lag_seconds", "io_running", "sql_running", "sql_delay", "source_server_id", "reason"}` of a replica;
-    `lag_seconds` None when unknown (a thread stopped, not a replica of this primary, no replication set up)."""
+    """The lag of a replica (see lag_from_rows), read on it."""
     import pymysql
 
     with conn.cursor() as cur:
@@ -217,6 +217,13 @@ def read_lag(conn, flavor, version, primary_server_id=None) -> dict:
         except pymysql.err.MySQLError as exc:
             return {"lag_seconds": None, "reason": "cannot read its replication status: %s" % (
                 exc.args[1] if len(exc.args) > 1 else exc)}
+    return lag_from_rows(rows, primary_server_id)
+
+
+def lag_from_rows(rows, primary_server_id=None) -> dict:
+    """`{"lag_seconds", "io_running", "sql_running", "sql_delay", "source_server_id", "reason"}` from a replica's
+    normalised replication rows: the connection from the primary (`primary_server_id`), or the worst one.
+    `lag_seconds` is None when unknown: a thread stopped, not a replica of this primary, no replication set up."""
     if primary_server_id:
         mine = [r for r in rows if r["source_server_id"] in (primary_server_id, 0)]
         if rows and not mine:
