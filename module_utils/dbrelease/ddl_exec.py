@@ -26,7 +26,7 @@ import re
 import time
 
 from ansible.module_utils.dbrelease import ddl_lint, lock_guard, online_alter, topology
-from ansible.module_utils.dbrelease.db import DbError, connect, endpoint
+from ansible.module_utils.dbrelease.db import DbError, connect, endpoint, server_info
 
 # Client errors meaning the connection to the server is gone (server gone away, lost during the query, lost
 # while reading), and server errors ending the connection (shutdown in progress, connection killed). PyMySQL
@@ -70,6 +70,7 @@ def argument_spec():
         replica_max_lag=dict(type="float", default=DEFAULTS["replica_max_lag"]),
         replica_lag_wait_seconds=dict(type="int", default=DEFAULTS["replica_lag_wait_seconds"]),
         allow_replica_target=dict(type="bool", default=False),
+        plan_server=dict(type="dict"),
     )
 
 
@@ -204,6 +205,59 @@ def check_target(conn, server, params):
         raise TargetRefused("refused before anything was planned or applied: %s; set schema_allow_replica_target: "
                             "true only if this server really is the one to change" % refusal)
     return found
+
+
+def plan_connection(conn, params, server):
+    """(connection, description) of where the temporary plan schema is built: `conn` itself, or a connection to
+    `plan_server` (a replica or a separate server; its own host/port/socket, the release's account unless it names
+    one). There, binary logging is turned off for the session (SET sql_log_bin = 0), so the temporary schema
+    reaches no binary log: no errant GTID on a replica, nothing replicated from a separate server."""
+    spec = params.get("plan_server")
+    if not spec:
+        return conn, {"endpoint": endpoint(params), "same_as_target": True}
+    plan_params = topology.replica_params(params, spec)
+    where = endpoint(plan_params)
+    try:
+        plan_conn = connect(plan_params)
+    except DbError as exc:
+        raise TargetRefused("schema_plan_server: %s; nothing was planned or applied" % exc) from None
+    try:
+        info = server_info(plan_conn)
+        found = topology.describe(plan_conn, info)
+        if info["flavor"] != server["flavor"]:
+            raise TargetRefused("schema_plan_server %s runs %s and the target %s: the plan must be computed by the "
+                                "same kind of server; nothing was planned or applied" % (
+                                    where, info["version"], server["version"]))
+        if found.get("super_read_only"):
+            raise TargetRefused("schema_plan_server %s has super_read_only=ON, so the temporary schema cannot be "
+                                "created there; nothing was planned or applied" % where)
+        description = {"endpoint": where, "same_as_target": False, "role": found["role"], "server": info["version"],
+                       "notes": []}
+        if tuple(info["version_tuple"][:2]) != tuple(server["version_tuple"][:2]):
+            description["notes"].append(
+                "the plan server runs %s and the target %s: which ALTERs run INSTANT/INPLACE may differ (the "
+                "statements then fail on the target with the plan's ALGORITHM rather than copy)" % (
+                    info["version"], server["version"]))
+        if found["binlog"]["enabled"]:
+            import pymysql
+
+            try:
+                with plan_conn.cursor() as cur:
+                    cur.execute("SET SESSION sql_log_bin = 0")
+                description["sql_log_bin"] = 0
+            except pymysql.err.MySQLError as exc:
+                if found["role"] == "replica":
+                    raise TargetRefused(
+                        "schema_plan_server %s is a replica, and this account cannot turn its binary log off for the "
+                        "session (SET sql_log_bin = 0: %s), so the temporary schema would become an errant "
+                        "transaction there; grant SUPER / BINLOG ADMIN or plan elsewhere" % (
+                            where, exc.args[1] if len(exc.args) > 1 else exc)) from None
+                description["notes"].append("binary logging stays on for the plan session: %s" % (
+                    exc.args[1] if len(exc.args) > 1 else exc))
+        return plan_conn, description
+    except BaseException:
+        plan_conn.close()
+        raise
 
 
 class StatementFailed(Exception):
