@@ -116,7 +116,7 @@ def pt_osc_command(binary, option_file, db, table, clauses, opts, pause_file, pr
                 "create_triggers", "drop_triggers", "swap_tables", "update_foreign_keys", "analyze_table")) +
             ",copy_rows:10:0.25",
             "--chunk-time", "%g" % opts["chunk_time"],
-            "--max-load", opts["max_load"],
+            "--max-load", max_load_with_critical(opts["max_load"], opts["critical_load"]),
             "--critical-load", opts["critical_load"],
             "--progress", "time,%d" % opts["progress_seconds"],
             "--recursion-method", "none",
@@ -134,6 +134,17 @@ def pt_osc_command(binary, option_file, db, table, clauses, opts, pause_file, pr
         argv.append("--nocheck-unique-key-change")
     argv.append("F=%s,D=%s,t=%s" % (option_file, db, table))
     return argv
+
+
+def max_load_with_critical(max_load, critical_load) -> str:
+    """pt-osc (3.2) checks --critical-load only for the variables it watches for --max-load: a critical variable
+    missing there is added, with the critical value as its pause threshold, so the abort still happens."""
+    watched = [part for part in (max_load or "").split(",") if part.strip()]
+    names = {part.split("=")[0].strip().lower() for part in watched}
+    for part in (critical_load or "").split(","):
+        if part.strip() and part.split("=")[0].strip().lower() not in names:
+            watched.append(part.strip())
+    return ",".join(watched)
 
 
 def gh_ost_command(binary, conf_file, host, port, db, table, clauses, opts, throttle_file, panic_file, replicas=()):

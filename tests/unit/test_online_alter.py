@@ -96,6 +96,16 @@ def test_pt_osc_command_options_follow_the_table():
     assert argv[argv.index("--sleep") + 1] == "0.05"  # replicas to throttle on: the pause file is seen quickly
 
 
+@pytest.mark.parametrize("max_load, critical, watched", [
+    ("Threads_running=25", "Threads_running=50", "Threads_running=25"),
+    ("Threads_running=25", "Threads_connected=500", "Threads_running=25,Threads_connected=500"),
+    ("", "Threads_running=50,Innodb_row_lock_current_waits=100",
+     "Threads_running=50,Innodb_row_lock_current_waits=100"),
+])
+def test_every_critical_variable_is_watched(max_load, critical, watched):
+    assert oa.max_load_with_critical(max_load, critical) == watched
+
+
 def test_gh_ost_command_and_conf():
     argv = oa.gh_ost_command("/usr/bin/gh-ost", "/tmp/d/gh-ost.cnf", "db1", 3306, "app", "outbox", "MODIFY v BIGINT",
                              OPTS, "/tmp/d/pause", "/tmp/d/panic", replicas=[("db2", 3306), ("db3", 3307)])
