@@ -10,9 +10,10 @@ a size, such an ALTER runs through:
   instead of using triggers; it gets the password from a 0600 `--conf` file). gh-ost is not available on the
   machines this project is tested on: its command line is unit-tested, its runs are not.
 
-Both run with the release's lock wait timeout for their own short metadata locks, pause while a replica lags
-(a pause file this module creates and removes: pt-osc's `--pause-file`, gh-ost's `--throttle-flag-file`) or the
-server is loaded (`max_load`), stop at `critical_load`, and print their progress every `progress_seconds`.
+Both run with the release's lock wait timeout for their own short metadata locks, pause while a replica named in
+the inventory lags (this module checks every second; it stops pt-osc's copy with SIGSTOP and lets it go on with
+SIGCONT, and creates and removes gh-ost's `--throttle-flag-file`) or the server is loaded (`max_load`), stop at
+`critical_load`, and print their progress every `progress_seconds`.
 An abort leaves the original table as it was: the tool drops its triggers and its new table, and when it was
 interrupted (it then keeps them), this module drops what it left, then checks the original's definition.
 """
@@ -103,8 +104,8 @@ def trigger_prefix(db, table) -> str:
     return re.sub(r"\W", "_", "pt_osc_%s_%s" % (db, table))[:60]
 
 
-def pt_osc_command(binary, option_file, db, table, clauses, opts, pause_file, preserve_triggers=False,
-                   child_tables=False, adds_unique=False):
+def pt_osc_command(binary, option_file, db, table, clauses, opts, preserve_triggers=False, child_tables=False,
+                   adds_unique=False):
     """pt-online-schema-change's argv. The DSN's F= names the 0600 option file: no password on the command line."""
     wait = 1
     tries = max(3, min(100, int(opts["lock_budget_seconds"] // (opts["lock_wait_timeout"] + wait))))
@@ -119,12 +120,9 @@ def pt_osc_command(binary, option_file, db, table, clauses, opts, pause_file, pr
             "--max-load", max_load_with_critical(opts["max_load"], opts["critical_load"]),
             "--critical-load", opts["critical_load"],
             "--progress", "time,%d" % opts["progress_seconds"],
-            "--recursion-method", "none",
-            "--pause-file", pause_file]
-    if opts.get("replicas"):
-        # pt-osc checks the pause file between chunks and, while it exists, every --sleep seconds (60 when unset);
-        # --sleep also pauses after each chunk: 0.05 s costs a tenth of a 0.5 s chunk.
-        argv += ["--sleep", "0.05"]
+            # Replicas are watched by this module (inventory replicas, any number, each with its own
+            # connection), not discovered by the tool.
+            "--recursion-method", "none"]
     if preserve_triggers:
         argv.append("--preserve-triggers")
     if child_tables:
@@ -238,11 +236,10 @@ def run_pt_osc(params, conn, db, table, clauses, opts, binary, replicas=None, wa
                 table, ", ".join(leftovers), ", ".join(quote_ident(t) for t in leftovers)),
             {"tool": PT_OSC, "ok": False, "original_untouched": True})
     with client_option_file(params) as option_file:
-        pause_file = os.path.join(os.path.dirname(option_file), "pause")
-        argv = pt_osc_command(binary, option_file, db, table, clauses, opts, pause_file,
+        argv = pt_osc_command(binary, option_file, db, table, clauses, opts,
                               preserve_triggers=bool(facts["triggers"]), child_tables=facts["child_tables"] > 0,
                               adds_unique=adds_unique_key(sql or ("ALTER TABLE t " + clauses)))
-        report, out = _monitor(PT_OSC, argv, table, clauses, opts, pause_file, None, replicas, watchdog,
+        report, out = _monitor(PT_OSC, argv, table, clauses, opts, None, None, replicas, watchdog,
                                _pt_osc_ddl_matcher(db, table, prefix), clock)
     if report["exit_code"] == 0 and "Successfully altered" in out:
         report["ok"] = True
@@ -301,9 +298,34 @@ def _failure(conn, db, table, facts, report, out, swapped):
                                             why, state), report)
 
 
+def _in_copy(lines):
+    """pt-osc is copying rows: between its "Copying approximately" and "Copied rows OK" lines."""
+    texts = [text for _, _, text in lines]
+    return any("Copying approximately" in t for t in texts) and not any("Copied rows OK" in t for t in texts)
+
+
+def _pause(proc, pause_file):
+    """gh-ost: its throttle flag file. pt-osc: SIGSTOP, and only while it copies rows - its --pause-file is
+    checked again only every 60 s once paused (pt-osc 3.2 ignores --sleep there). Stopping the process is safe
+    then: each chunk is one autocommitted INSERT ... SELECT that the server finishes on its own, and the triggers
+    keep mirroring the application's writes."""
+    if pause_file:
+        open(pause_file, "w").close()
+    else:
+        os.killpg(proc.pid, signal.SIGSTOP)
+
+
+def _resume(proc, pause_file):
+    if pause_file:
+        if os.path.exists(pause_file):
+            os.unlink(pause_file)
+    else:
+        os.killpg(proc.pid, signal.SIGCONT)
+
+
 def _monitor(tool, argv, table, clauses, opts, pause_file, panic_file, replicas, watchdog, matcher, clock):
-    """Start the tool and watch it until it exits: replica lag toggles the pause file (and aborts when paused too
-    long), the watchdog watches the tool's DDL sessions. Returns (report, the tool's whole output)."""
+    """Start the tool and watch it until it exits: replica lag pauses it (and aborts it when paused too long),
+    the watchdog watches its DDL sessions. Returns (report, the tool's whole output)."""
     report = {"tool": tool, "table": table, "alter": clauses, "ok": False, "progress": [], "pauses": [],
               "paused_seconds": 0.0, "lag_max": None, "watchdog": [], "aborted": None, "argv": argv}
     started = clock()
@@ -324,19 +346,20 @@ def _monitor(tool, argv, table, clauses, opts, pause_file, panic_file, replicas,
                 _note_lag(report, lags)
                 lagging = {n: i for n, i in lags.items() if not lag_ok(i, opts["max_lag"])}
                 now = clock()
-                if lagging and paused_since is None:
+                if lagging and paused_since is None and (pause_file or _in_copy(lines)):
                     paused_since = now
-                    open(pause_file, "w").close()
+                    _pause(proc, pause_file)
                     report["pauses"].append({"at_seconds": round(now - started, 1), "replicas": lagging})
                 elif not lagging and paused_since is not None:
                     report["paused_seconds"] += now - paused_since
                     paused_since = None
-                    os.unlink(pause_file)
+                    _resume(proc, pause_file)
                 if paused_since is not None and now - paused_since > opts["lag_wait_seconds"]:
                     report["aborted"] = ("replica lag stayed over schema_replica_max_lag %g s for %.0f s "
                                          "(schema_replica_lag_wait_seconds): %s" % (
                                              opts["max_lag"], now - paused_since,
                                              "; ".join("%s %s" % (n, lag_text(i)) for n, i in lagging.items())))
+                    _resume(proc, pause_file)
                     _interrupt(proc, panic_file)
                     break
             if watchdog is not None and watchdog.event:
@@ -347,6 +370,8 @@ def _monitor(tool, argv, table, clauses, opts, pause_file, panic_file, replicas,
             except subprocess.TimeoutExpired:
                 pass
     except BaseException:
+        if paused_since is not None:
+            _resume(proc, pause_file)
         _interrupt(proc, panic_file)
         raise
     finally:
@@ -368,15 +393,9 @@ def _monitor(tool, argv, table, clauses, opts, pause_file, panic_file, replicas,
     return report, "\n".join(text for _, _, text in lines)
 
 
-_PAUSED_RE = re.compile(r"^Sleeping \S+ seconds because .* exists$")
-
-
 def _read_lines(stream, name, lines, started, clock):
-    """Collect the tool's lines with their time; pt-osc's line per pause-file check is not kept (the pauses are
-    recorded by the monitor)."""
+    """Collect the tool's lines with their time."""
     for line in stream:
-        if _PAUSED_RE.match(line.strip()):
-            continue
         lines.append((round(clock() - started, 1), name, line.rstrip("\n")))
 
 

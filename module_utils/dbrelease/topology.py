@@ -20,20 +20,25 @@ import time
 from ansible.module_utils.dbrelease.db import DbError, connect, endpoint, server_info
 
 
+class TopologyRefused(Exception):
+    """The endpoint is a replica where a primary is required."""
+
+
 class LagTooHigh(Exception):
     """Replica lag stayed over the threshold (or unknown) until the deadline."""
 
-    def __init__(self, lags, waited, max_lag):
+    def __init__(self, lags, waited, max_lag, setting="schema_replica_max_lag"):
         super().__init__("replica lag")
         self.lags = lags
         self.waited = waited
         self.max_lag = max_lag
+        self.setting = setting
 
     def message(self):
         bad = ["%s %s" % (name, lag_text(info)) for name, info in sorted(self.lags.items())
                if not lag_ok(info, self.max_lag)]
-        return ("replica lag over %s s (schema_replica_max_lag) after waiting %.0f s: %s" % (
-            _num(self.max_lag), self.waited, "; ".join(bad)))
+        return ("replica lag over %s s (%s) after waiting %.0f s: %s" % (
+            _num(self.max_lag), self.setting, self.waited, "; ".join(bad)))
 
 
 def _num(value):
@@ -287,7 +292,8 @@ class Replicas:
             found[name] = read_lag(conn, info["flavor"], info["version_tuple"], self.primary_server_id)
         return found
 
-    def wait(self, max_lag, deadline, clock=time.monotonic, sleep=time.sleep, every=1.0):
+    def wait(self, max_lag, deadline, clock=time.monotonic, sleep=time.sleep, every=1.0,
+             setting="schema_replica_max_lag"):
         """Wait until every replica's lag is known and at most `max_lag`; returns `{"lags", "waited"}` with the
         lags of the passing check and the worst seen, or raises LagTooHigh at `deadline`."""
         started = clock()
@@ -302,7 +308,7 @@ class Replicas:
             if all(lag_ok(i, max_lag) for i in lags.values()):
                 return {"lags": lags, "worst": worst, "waited": round(clock() - started, 2)}
             if clock() >= deadline:
-                raise LagTooHigh(lags, clock() - started, max_lag)
+                raise LagTooHigh(lags, clock() - started, max_lag, setting)
             sleep(min(every, max(0.0, deadline - clock())))
 
     def close(self):

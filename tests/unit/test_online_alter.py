@@ -73,7 +73,7 @@ def test_trigger_prefix_follows_pt_osc():
 
 def test_pt_osc_command_takes_the_account_from_the_option_file_only():
     argv = oa.pt_osc_command("/usr/bin/pt-online-schema-change", "/tmp/dbrelease-x/client.cnf", "app", "outbox",
-                             "MODIFY v BIGINT NOT NULL", OPTS, "/tmp/dbrelease-x/pause")
+                             "MODIFY v BIGINT NOT NULL", OPTS)
     assert argv[-1] == "F=/tmp/dbrelease-x/client.cnf,D=app,t=outbox"
     assert not any(a.startswith(("--password", "-p", "--user", "p=", "u=")) for a in argv)
     assert "--noversion-check" in argv and "--execute" in argv
@@ -83,17 +83,15 @@ def test_pt_osc_command_takes_the_account_from_the_option_file_only():
     assert "create_triggers:15:1" in tries and "swap_tables:15:1" in tries  # 60 s budget / (3 s + 1 s)
     assert argv[argv.index("--progress") + 1] == "time,5"
     assert argv[argv.index("--recursion-method") + 1] == "none"
-    assert argv[argv.index("--pause-file") + 1] == "/tmp/dbrelease-x/pause"
     assert argv[argv.index("--max-load") + 1] == "Threads_running=25"
     assert "--sleep" not in argv and "--preserve-triggers" not in argv and "--nocheck-unique-key-change" not in argv
 
 
 def test_pt_osc_command_options_follow_the_table():
-    argv = oa.pt_osc_command("pt", "/f", "app", "orders", "ADD UNIQUE KEY uq (v)", dict(OPTS, replicas=[{}]), "/p",
+    argv = oa.pt_osc_command("pt", "/f", "app", "orders", "ADD UNIQUE KEY uq (v)", OPTS,
                              preserve_triggers=True, child_tables=True, adds_unique=True)
     assert "--preserve-triggers" in argv and "--nocheck-unique-key-change" in argv
     assert argv[argv.index("--alter-foreign-keys-method") + 1] == "auto"
-    assert argv[argv.index("--sleep") + 1] == "0.05"  # replicas to throttle on: the pause file is seen quickly
 
 
 @pytest.mark.parametrize("max_load, critical, watched", [
