@@ -14,6 +14,7 @@ import pytest
 import schema_apply
 from ansible.module_utils.dbrelease.sqlsplit import split_sql
 from conftest import ADMIN_PASSWORD, ADMIN_USER, ROOT, login_params, short_tmpdir
+from ddl_load import Queries
 from helpers import run_module
 from sandbox_db import Sandbox
 
@@ -97,41 +98,9 @@ def idle_transaction_on_outbox(box, db, user="app_rw"):
     return conn
 
 
-class AppQueries:
-    """The application using outbox every 50 ms from its own session; records how long each query took."""
-
-    def __init__(self, box, db, sql="SELECT COUNT(*) FROM outbox WHERE status = 'pending'"):
-        self.conn = app_conn(box, db)
-        self.sql = sql
-        self.latencies = []
-        self.errors = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(30)
-        self.conn.close()
-
-    def _run(self):
-        while not self._stop.is_set():
-            t0 = time.monotonic()
-            try:
-                with self.conn.cursor() as cur:
-                    cur.execute(self.sql)
-                    cur.fetchall()
-            except pymysql.err.MySQLError as exc:
-                self.errors.append(exc)
-            self.latencies.append(time.monotonic() - t0)
-            self._stop.wait(0.05)
-
-    @property
-    def worst(self):
-        return max(self.latencies)
+def AppQueries(box, db, sql="SELECT COUNT(*) FROM outbox WHERE status = 'pending'"):
+    """The application using outbox every 50 ms from its own session, each query timed."""
+    return Queries(app_conn(box, db), sql)
 
 
 def columns(box, db, table="outbox"):

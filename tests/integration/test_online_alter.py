@@ -5,22 +5,18 @@ password never reaches a command line. A failed change leaves the original table
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 import uuid
-import zlib
 from pathlib import Path
 
-import pymysql
 import pytest
 import schema_apply
 from conftest import ADMIN_PASSWORD, ADMIN_USER, login_params, short_tmpdir
+from ddl_load import Writer, checksum, make_table
 from sandbox_db import Sandbox
 
 ROWS = 1 << 20
-CHECKSUM_SQL = ("SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS('#', id, account_id, amount, note))), 0) "
-                "FROM %s")
 
 
 @pytest.fixture(scope="module")
@@ -31,91 +27,6 @@ def server():
     box.create_admin(ADMIN_USER, ADMIN_PASSWORD)
     yield box
     box.destroy()
-
-
-def make_table(box, db, table, rows):
-    """`rows` rows in one INSERT ... SELECT from the sequence engine (set-based, no binary log)."""
-    box.sql(["SET SESSION sql_log_bin = 0",
-             "CREATE TABLE `%s`.`%s` (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, "
-             "account_id INT NOT NULL, amount INT NOT NULL, note VARCHAR(20) NOT NULL, KEY idx_account (account_id)) "
-             "ENGINE=InnoDB" % (db, table),
-             "INSERT INTO `%s`.`%s` (id, account_id, amount, note) SELECT seq, seq MOD 5000, (seq * 7919) MOD 100000, "
-             "CONCAT('n', seq MOD 977) FROM seq_1_to_%d" % (db, table, rows),
-             "ANALYZE TABLE `%s`.`%s`" % (db, table)], database=db)
-
-
-def checksum(box, db, table):
-    count, crc = box.sql(CHECKSUM_SQL % ("`%s`.`%s`" % (db, table)))[0]
-    return int(count), int(crc)
-
-
-def row_crc(row):
-    return zlib.crc32(("%d#%d#%d#%s" % row).encode())
-
-
-class Writer:
-    """The application writing to the table from its own session: inserts, updates and deletes, each its own
-    transaction, timed; it keeps the count and checksum the table must end with."""
-
-    def __init__(self, box, db, table, count, crc, max_id):
-        self.conn = pymysql.connect(unix_socket=box.socket, user="root", database=db, autocommit=False)
-        self.table = table
-        self.count, self.crc, self.max_id = count, crc, max_id
-        self.latencies = []
-        self.errors = []
-        self.deadlocks = []
-        self.rand = random.Random(15)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(30)
-        self.conn.close()
-
-    def _run(self):
-        while not self._stop.is_set():
-            t0 = time.monotonic()
-            try:
-                delta = self._one()
-                self.conn.commit()
-            except pymysql.err.MySQLError as exc:
-                # A deadlock rolls the transaction back: the write was never acknowledged; the application
-                # retries it (the next loop). Anything else is an error of the test.
-                self.conn.rollback()
-                (self.deadlocks if exc.args[0] == 1213 else self.errors).append(exc)
-            else:
-                if delta:
-                    self.count += delta[0]
-                    self.crc ^= delta[1]
-                    self.max_id = max(self.max_id, delta[2])
-            self.latencies.append(time.monotonic() - t0)
-            self._stop.wait(0.01)
-
-    def _one(self):
-        """One write; returns its (count change, checksum change, id) once the server has done it."""
-        op = self.rand.random()
-        with self.conn.cursor() as cur:
-            if op < 0.4:
-                row = (0, self.rand.randrange(5000), self.rand.randrange(100000), "w%d" % self.rand.randrange(999))
-                cur.execute("INSERT INTO %s (account_id, amount, note) VALUES (%%s, %%s, %%s)" % self.table, row[1:])
-                row = (cur.lastrowid,) + row[1:]
-                return 1, row_crc(row), row[0]
-            target = self.rand.randrange(1, self.max_id + 1)
-            cur.execute("SELECT id, account_id, amount, note FROM %s WHERE id = %%s FOR UPDATE" % self.table, (target,))
-            old = cur.fetchone()
-            if old is None:
-                return None
-            if op < 0.9:
-                new = (old[0], old[1], (old[2] + 1) % 100000, old[3])
-                cur.execute("UPDATE %s SET amount = %%s WHERE id = %%s" % self.table, (new[2], new[0]))
-                return 0, row_crc(old) ^ row_crc(new), 0
-            cur.execute("DELETE FROM %s WHERE id = %%s" % self.table, (old[0],))
-            return -1, row_crc(old), 0
 
 
 class CommandLines:
