@@ -103,6 +103,20 @@ def AppQueries(box, db, sql="SELECT COUNT(*) FROM outbox WHERE status = 'pending
     return Queries(app_conn(box, db), sql)
 
 
+def after_statement_1(box, db, action, delay=1.2, timeout=60):
+    """Run `action` `delay` s after statement #1 of RELEASE took effect (the guard is then busy with #2)."""
+    def run():
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and "id" not in columns(box, db, "release_notes"):
+            time.sleep(0.05)
+        time.sleep(delay)
+        action()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 def columns(box, db, table="outbox"):
     return {r[0] for r in box.sql("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '%s' "
                                   "AND TABLE_NAME = '%s'" % (db, table))}
@@ -146,7 +160,7 @@ def test_an_idle_transaction_that_read_outbox_is_named_and_the_application_never
 def test_the_guard_waits_for_a_blocker_that_finishes_and_runs_the_plans_algorithm(ps_server, tmp_path):
     db = app_db(ps_server)
     blocker = idle_transaction_on_outbox(ps_server, db)
-    threading.Timer(1.5, blocker.commit).start()
+    after_statement_1(ps_server, db, blocker.commit)
     try:
         with AppQueries(ps_server, db) as app:
             result = schema_apply.run(params(ps_server, db, RELEASE, tmp_path, lock_wait_timeout=2,
@@ -224,13 +238,18 @@ def test_named_idle_blockers_are_killed_and_a_running_statement_of_the_same_acco
         plugin_server, tmp_path):
     db = app_db(plugin_server)
     idle = idle_transaction_on_outbox(plugin_server, db, user="report_ro")
+    # The same account runs a statement on outbox that lasts until the test lets it end (it waits for a user lock
+    # the test holds, with outbox open).
+    holder = plugin_server.root()
+    holder.cursor().execute("SELECT GET_LOCK('bench_hold', 10)")
     busy = app_conn(plugin_server, db, user="report_ro")
     running = threading.Thread(target=lambda: busy.cursor().execute(
-        "SELECT SLEEP(2), COUNT(*) FROM outbox"), daemon=True)
+        "SELECT GET_LOCK('bench_hold', 30), COUNT(*) FROM outbox"), daemon=True)
     other = idle_transaction_on_outbox(plugin_server, db, user="app_rw")
     other.commit()  # app_rw's session stays connected, idle, with no transaction
     running.start()
-    time.sleep(0.3)
+    after_statement_1(plugin_server, db, lambda: holder.cursor().execute("SELECT RELEASE_LOCK('bench_hold')"),
+                      delay=1.5)
     try:
         with AppQueries(plugin_server, db) as app:
             result = schema_apply.run(params(plugin_server, db, RELEASE, tmp_path, lock_budget_seconds=20,
@@ -248,7 +267,7 @@ def test_named_idle_blockers_are_killed_and_a_running_statement_of_the_same_acco
             cur2.execute("SELECT 1")
         assert app.errors == [] and app.worst < 1.0
     finally:
-        for conn in (idle, busy, other):
+        for conn in (idle, busy, other, holder):
             conn.close()
 
 
