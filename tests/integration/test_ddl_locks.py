@@ -55,7 +55,8 @@ def plain_server(mariadb):
     for user in ("app_rw", "report_ro"):
         mariadb.sql(["CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY '%s'" % (user, APP_PASSWORD),
                      "GRANT ALL ON *.* TO %s@'%%'" % user])
-    return mariadb
+    yield mariadb
+    mariadb.sql(["DROP USER IF EXISTS %s@'%%'" % user for user in ("app_rw", "report_ro")])
 
 
 def app_db(box, outbox_only=False):
