@@ -12,6 +12,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+# The one list of phases (vars/release.yml): every phase a full release records, in order.
+RELEASE_PHASES = yaml.safe_load((ROOT / "vars/release.yml").read_text())["release_phases"]
+PHASES = tuple(p["name"] for p in RELEASE_PHASES)
 
 
 def write_inventory(path: Path, hosts: dict, group_vars: dict | None = None) -> Path:

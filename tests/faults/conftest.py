@@ -30,7 +30,7 @@ for _path in (ROOT / "scripts", ROOT / "tests"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from helpers import VENV_BIN, local_host_vars, run_playbook, write_inventory  # noqa: E402
+from helpers import PHASES, VENV_BIN, local_host_vars, run_playbook, write_inventory  # noqa: E402
 from sandbox_db import Sandbox  # noqa: E402
 
 ADMIN_USER = "db_admin"
@@ -39,9 +39,6 @@ WRONG_PASSWORD = "Wr0ng-Fault-Pw-" + uuid.uuid4().hex[:6]
 VERSION = "v7.7.0-faults"
 EXAMPLE = ROOT / "examples/app"
 DDL = EXAMPLE / "infra/ddls/create_distributed_tables.sql"
-# The phases in the order release.yml runs them (lock is taken in the preflight play, right after preflight).
-PHASES = ("preflight", "lock", "maintenance", "backup", "grants", "verify_baseline", "schema", "migrate", "verify",
-          "tag")
 COLUMNS = ("phase stopped at", "message ok", "data intact", "record truthful", "rerun completes")
 
 

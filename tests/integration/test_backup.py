@@ -222,7 +222,7 @@ def test_verify_catches_a_dump_cut_short_even_with_a_matching_checksum(dumped):
 
 # -- restore test ---------------------------------------------------------------------------------------------
 def test_restore_test_matches_every_object_and_row_and_drops_the_copy(mariadb, app_db, dumped):
-    result = run_module("backup_restore_test", dict(login_params(mariadb), path=dumped["path"], database=app_db))
+    result = run_module("backup_restore_check", dict(login_params(mariadb), path=dumped["path"], database=app_db))
     assert not result.get("failed"), result.get("msg")
     assert result["ok"] and result["problems"] == [] and result["changed"] is False
     assert result["objects"] == {"tables": 6, "views": 2, "routines": 1, "triggers": 1, "events": 1}
@@ -240,7 +240,7 @@ def test_restore_test_catches_a_dump_that_lacks_a_table(mariadb, app_db, dumped)
     rewrite_backup(dumped["path"], drop_products)
     verify = run_module("backup_verify", {"path": dumped["path"]})
     assert verify["checks"]["checksum"] and verify["checks"]["trailer"]  # only the restore test can see it
-    result = run_module("backup_restore_test", dict(login_params(mariadb), path=dumped["path"], database=app_db))
+    result = run_module("backup_restore_check", dict(login_params(mariadb), path=dumped["path"], database=app_db))
     assert result["failed"] and result["check"] == "compare"
     assert "table products is missing from the restored copy" in result["msg"]
     assert throwaway_databases(mariadb) == []
@@ -249,17 +249,17 @@ def test_restore_test_catches_a_dump_that_lacks_a_table(mariadb, app_db, dumped)
 def test_restore_test_catches_a_row_count_difference_when_exact(mariadb, app_db, dumped):
     mariadb.sql("INSERT INTO products (sku, title, price_cents) VALUES ('late-sku', 'after the dump', 1)",
                 database=app_db)
-    exact = run_module("backup_restore_test", dict(login_params(mariadb), path=dumped["path"], database=app_db))
+    exact = run_module("backup_restore_check", dict(login_params(mariadb), path=dumped["path"], database=app_db))
     assert exact["failed"] and re.search(r"table products has \d+ rows in the restored copy but \d+ in the source",
                                          exact["msg"])
-    live = run_module("backup_restore_test", dict(login_params(mariadb), path=dumped["path"], database=app_db,
+    live = run_module("backup_restore_check", dict(login_params(mariadb), path=dumped["path"], database=app_db,
                                                   exact_counts=False))
     assert not live.get("failed") and live["live_differences"]["products"]["difference"] == 1
 
 
 def test_restore_test_drops_the_copy_when_the_restore_itself_fails(mariadb, app_db, dumped):
     rewrite_backup(dumped["path"], lambda sql: sql.replace(b"INSERT INTO `orders`", b"INSERT INTO `orders` oops", 1))
-    result = run_module("backup_restore_test", dict(login_params(mariadb), path=dumped["path"], database=app_db))
+    result = run_module("backup_restore_check", dict(login_params(mariadb), path=dumped["path"], database=app_db))
     assert result["failed"] and result["check"] == "restore" and "restore check failed" in result["msg"]
     assert "ERROR 1064" in result["msg"] and ADMIN_PASSWORD not in result["msg"]
     assert throwaway_databases(mariadb) == []
