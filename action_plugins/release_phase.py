@@ -181,8 +181,9 @@ class ActionModule(ActionBase):
                 self._files(state, args["files"])
                 for msg in messages(values):
                     display.display("%s | %s: %s" % (host, phase, " ".join(msg.split())))
-                if status == "skipped":
-                    display.display("%s | %s skipped: %s" % (host, phase, args["reason"]))
+                if args["reason"]:
+                    display.display("%s | %s%s: %s" % (host, phase, " skipped" if status == "skipped" else "",
+                                                       " ".join(args["reason"].split())))
             state["phase"] = {}
         result["ansible_facts"] = {STATE_FACT: state}
         return result

@@ -21,7 +21,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import ADMIN_PASSWORD, ADMIN_USER, login_params
 from helpers import local_host_vars, recap, run_playbook, write_inventory
 
@@ -310,18 +309,13 @@ def test_backup_phase_check_mode_creates_no_file(mariadb, app_db, tmp_path):
     assert files_in(backup_dir) == []
 
 
-def test_recent_tasks_set_the_fact_preflight_records(mariadb, app_db, dumped, tmp_path):
-    playbook = tmp_path / "recent.yml"
-    playbook.write_text(yaml.safe_dump([{"hosts": "databases", "gather_facts": False, "tasks": [
-        {"name": "Check for a recent valid backup",
-         "ansible.builtin.import_role": {"name": "backup", "tasks_from": "recent"}},
-        {"name": "Save it", "ansible.builtin.copy": {"content": "{{ __backup_recent | to_json }}",
-                                                     "dest": str(tmp_path / "recent.json"), "mode": "0600"}}]}]))
-    inventory = backup_inventory(tmp_path, mariadb, app_db, tmp_path / "backups")
-    out = run_playbook(str(playbook), inventory)
+def test_preflight_records_the_recent_valid_backup(mariadb, app_db, dumped, tmp_path):
+    inventory = backup_inventory(tmp_path, mariadb, app_db, Path(dumped["path"]).parent)
+    out = run_playbook("playbooks/preflight.yml", inventory)
     assert recap(out.stdout)["db1"]["failed"] == 0, out.stdout[-3000:]
-    recent = json.loads((tmp_path / "recent.json").read_text())
+    recent = record(tmp_path)["phases"]["preflight"]["backup_recent"]
     assert recent["path"] == dumped["path"] and recent["valid"] is True and recent["recent"] is True
+    assert "Recent valid backup: %s" % dumped["path"] in out.stdout
 
 
 @contextlib.contextmanager
