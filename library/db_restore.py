@@ -51,18 +51,6 @@ options:
     description: Default collation of the recreated database. Empty - as for I(character_set).
     type: str
     default: ""
-  login_password:
-    description: Its password (never shown, never on a command line).
-    type: str
-    default: ""
-  login_port:
-    description: Server port.
-    type: int
-    default: 3306
-  connect_timeout:
-    description: Seconds allowed to connect.
-    type: int
-    default: 10
 extends_documentation_fragment:
   - dbrelease.core.connection
 attributes:

@@ -50,18 +50,6 @@ options:
       C(max_execution_time) on MySQL). C(0) for no limit.
     type: int
     default: 30
-  login_password:
-    description: Its password.
-    type: str
-    default: ""
-  login_port:
-    description: Server TCP port.
-    type: int
-    default: 3306
-  connect_timeout:
-    description: Connection timeout in seconds.
-    type: int
-    default: 10
 extends_documentation_fragment:
   - dbrelease.core.connection
 attributes:
