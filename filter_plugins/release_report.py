@@ -46,25 +46,25 @@ _value:
   type: dict
 """
 
-import datetime
+import os
 
+import ansible.module_utils
 from ansible.errors import AnsibleFilterError
+
+# The project's module_utils (ansible.cfg: module_utils = ./module_utils), importable here as on a target host.
+_MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
+if _MODULE_UTILS not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(_MODULE_UTILS)
+
+from ansible.module_utils.dbrelease.clock import parse_iso  # noqa: E402
 
 # Keys every phase entry has; the rest of an entry are its outputs.
 ENTRY_KEYS = ("status", "changed", "started", "finished", "error", "previous_status")
 
 
-def _when(text):
-    try:
-        value = datetime.datetime.fromisoformat(str(text))
-    except (TypeError, ValueError):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
-
-
 def duration(entry) -> str:
     """`42s`, `3m05s`, or "" when the phase has not finished."""
-    start, end = _when(entry.get("started")), _when(entry.get("finished"))
+    start, end = parse_iso(entry.get("started")), parse_iso(entry.get("finished"))
     if not start or not end:
         return ""
     seconds = max(0, int((end - start).total_seconds()))

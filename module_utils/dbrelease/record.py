@@ -16,8 +16,6 @@ from ansible.module_utils.dbrelease.files import write_atomic
 
 RECORD = "release.json"
 CHECK_RECORD = "release.check.json"
-# The keys every phase entry has; everything else in an entry is the phase's outputs.
-ENTRY_KEYS = ("status", "changed", "started", "finished", "error", "previous_status", "reason")
 
 
 def record_dir(artifacts_dir, version, playbook_dir, host) -> str:
