@@ -126,11 +126,13 @@ class FaultRow:
         (lock_ttl_minutes). The documented operator step for a run known to be dead is -e lock_force=true: taken
         only when the lock refused the plain rerun, and shown in the matrix as `yes (lock_force)`."""
         proc = release.run()
-        lock = release.phase("lock")
-        if proc.returncode != 0 and lock.get("status") == "failed" and "held by" in str(lock.get("error")):
+        # A rerun of the same release refused at the lock writes nothing into the record (it is the holder's,
+        # here the dead run's): the refusal is in its output.
+        said = failure_text((proc.stdout or "") + (proc.stderr or ""))
+        if proc.returncode != 0 and "Phase 'lock' failed" in said and "held by" in said:
             self.forced = True
             self.note("a plain rerun was refused by the dead run's release lock (%s); rerun with -e lock_force=true"
-                      % str(lock.get("error")).partition("held by ")[2][:90])
+                      % said.partition("held by ")[2][:90])
             proc = release.run(extra_vars={"lock_force": True})
         return self.rerun(proc, release, **kwargs)
 
