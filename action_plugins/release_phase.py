@@ -66,7 +66,8 @@ ARGUMENT_SPEC = dict(
     locked=dict(type="bool", default=False),
 )
 REQUIRED_IF = [("status", "skipped", ("reason",))]
-# The lock is refreshed at the start of a phase once this share of its TTL has passed since the last refresh.
+# The lock is refreshed at the start of a phase once this share of its TTL has passed since the last refresh (unless
+# the lock phase says otherwise: lock_refresh_seconds).
 REFRESH_SHARE = 1.0 / 3
 
 
@@ -102,8 +103,9 @@ def lock_to_keep(outputs) -> dict | None:
     """Pure: what the mechanism keeps of the lock this run took (for the refreshes), from the lock phase's outputs."""
     if not outputs.get("token") or outputs.get("check_mode"):
         return None
-    return {"name": outputs.get("name"), "token": outputs["token"],
-            "ttl_minutes": int(outputs.get("ttl_minutes") or 60),
+    ttl = int(outputs.get("ttl_minutes") or 60)
+    return {"name": outputs.get("name"), "token": outputs["token"], "ttl_minutes": ttl,
+            "refresh_seconds": int(outputs.get("refresh_seconds") or ttl * 60 * REFRESH_SHARE),
             "lock_schema": outputs.get("lock_schema") or "dbrelease",
             "lock_table": outputs.get("lock_table") or "dbrelease_lock", "refreshed": time.time()}
 
@@ -236,9 +238,10 @@ class ActionModule(ActionBase):
         self._write(state, [item], result)
 
     def _refresh_lock(self, state, task_vars):
-        """Push the release lock's expiry forward once a third of its TTL has passed since this run last did."""
+        """Push the release lock's expiry forward once `refresh_seconds` (lock_refresh_seconds, a third of the TTL by
+        default) have passed since this run last did."""
         lock = state.get("lock")
-        if self._check or not lock or time.time() - lock["refreshed"] < lock["ttl_minutes"] * 60 * REFRESH_SHARE:
+        if self._check or not lock or time.time() - lock["refreshed"] < lock["refresh_seconds"]:
             return
         args = {"name": lock["name"], "state": "refresh", "token": lock["token"], "ttl_minutes": lock["ttl_minutes"],
                 "lock_schema": lock["lock_schema"], "lock_table": lock["lock_table"]}

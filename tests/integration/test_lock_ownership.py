@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ADMIN_PASSWORD, ADMIN_USER, ROOT, short_tmpdir
-from helpers import VENV_BIN, local_host_vars, recap, run_playbook, write_inventory
+from helpers import FINISH, PLAY_HEADER, VENV_BIN, local_host_vars, recap, run_playbook, write_inventory
 
 VERSION = "v4.0.0-ownership"
 PRE_RELEASE = ROOT / "examples/app/db/schema_pre_release.sql"
@@ -117,3 +117,59 @@ def test_preflight_run_alone_releases_the_lock_it_took(release):
     assert lock["status"] == "ok" and lock["released"] is True and lock["token"]
     # So a release right after it is not refused.
     assert start(release["inventory"], "playbooks/preflight.yml").wait(timeout=300) == 0
+
+
+REFRESH_PLAYBOOK = """
+- name: Take the lock, refresh it at a phase's start, then lose it to another run
+  hosts: databases
+  gather_facts: false
+""" + PLAY_HEADER + """\
+  tasks:
+    - name: Take the release lock
+      ansible.builtin.import_role:
+        name: lock
+    - name: Let the refresh interval pass
+      ansible.builtin.pause:
+        seconds: 3
+    - name: Run phase one, whose start refreshes the lock
+      block:
+        - {name: Start phase one, release_phase: {phase: one}}
+        - {name: Finish phase one, release_phase: {phase: one, status: ok}}
+      rescue:
+        - {name: Record why phase one failed, release_phase: {phase: one, status: failed}}
+        - {name: Stop, ansible.builtin.meta: end_host}
+    - name: Another run takes the lock over (as after an expiry)
+      ansible.builtin.command:
+        argv: [mariadb, --no-defaults, -uroot, -S, "{{ release_db_socket }}", -e,
+               "UPDATE `{{ lock_schema }}`.dbrelease_lock SET token = REPEAT('9', 32)"]
+      changed_when: true
+    - name: Let the refresh interval pass again
+      ansible.builtin.pause:
+        seconds: 3
+    - name: Run phase two, whose start finds the lock lost
+      block:
+        - {name: Start phase two, release_phase: {phase: two}}
+        - {name: Finish phase two, release_phase: {phase: two, status: ok}}
+      rescue:
+        - {name: Record why phase two failed, release_phase: {phase: two, status: failed}}
+        - {name: Stop, ansible.builtin.meta: end_host}
+""" + FINISH
+
+
+def test_a_phase_refreshes_the_lock_and_a_run_that_lost_it_writes_nothing_more(release):
+    playbook = release["base"] / "refresh.yml"
+    playbook.write_text(REFRESH_PLAYBOOK)
+    proc = run_playbook(playbook, release["inventory"],
+                        extra_vars={"release_version": VERSION, "lock_refresh_seconds": 2})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-4000:]
+    row = release["box"].sql("SELECT acquired_at, heartbeat_at, token FROM `%s`.dbrelease_lock"
+                             % release["lock_schema"])[0]
+    assert row[1] > row[0], "phase one's start did not refresh the lock"
+    assert "lost the release lock" in out
+    assert "Nothing was written: the release record belongs to the run that holds the lock." in out
+    phases = json.loads((release["record_dir"] / "release.json").read_text())["phases"]
+    assert phases["one"]["status"] == "ok" and "two" not in phases
+    assert "released" not in phases["lock"]
+    assert not (release["record_dir"] / "report.md").exists()
+    assert not release["flag"].exists()  # this play never switched maintenance on
