@@ -22,13 +22,19 @@ description:
   - Read-only; never changes anything.
 options:
   replicas:
-    description: The endpoint's replicas from the inventory (C(name), C(login_host), C(login_port),
-      C(login_unix_socket); the endpoint's account unless C(login_user)/C(login_password) are given).
+    description: The endpoint's replicas from the inventory (C(name), C(host), C(port), C(socket); the
+      endpoint's account unless C(user)/C(password) are given).
     type: list
     elements: dict
     default: []
   require_primary:
     description: Fail when the endpoint is a replica.
+    type: bool
+    default: false
+  require_replicas:
+    description: Fail when a replica named in I(replicas) cannot be reached, has no replication set up, or
+      replicates from another server than this endpoint (the inventory is wrong). A replica that lags, or whose
+      threads are stopped, does not fail here (see I(max_lag)).
     type: bool
     default: false
   max_lag:
@@ -38,10 +44,9 @@ options:
     description: How long to wait for the replicas' lag to come under I(max_lag).
     type: int
     default: 0
-extends_documentation_fragment: []
+extends_documentation_fragment:
+  - dbrelease.core.connection
 notes:
-  - Connection options are C(login_user), C(login_password), C(login_host), C(login_port), C(login_unix_socket)
-    and C(connect_timeout), as in community.mysql.
   - Reading replication status needs REPLICATION CLIENT (MySQL), REPLICA MONITOR / SLAVE MONITOR (MariaDB 10.5+)
     or SUPER; without it the status is reported as unknown in C(topology.notes), not guessed.
 attributes:
@@ -52,14 +57,12 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection (login_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: Learn the topology and the replicas' lag
   db_topology:
     replicas:
-      - {name: db2, login_host: db2.internal, login_port: 3306}
+      - {name: db2, host: db2.internal, port: 3306}
     require_primary: true
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
-    login_host: db1.internal
   no_log: true
   register: __preflight_topology
 
@@ -68,9 +71,6 @@ EXAMPLES = r"""
     replicas: "{{ release_db_replicas }}"
     max_lag: 10
     wait_seconds: 300
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
-    login_host: db1.internal
   no_log: true
 """
 
@@ -101,6 +101,12 @@ endpoint:
   description: The endpoint, as C(user@host:port) or C(user@socket PATH).
   returned: always
   type: str
+record:
+  description: What the release record keeps - C(topology) (C(role), C(read_only), C(super_read_only),
+    C(replication), C(replicas_listed), C(gtid), C(binlog), C(notes)), C(replicas) (lag per inventory replica),
+    C(unlisted_replicas), C(lag_max_seconds), C(waited_seconds).
+  returned: success, and when the replicas' lag stays too high
+  type: dict
 """
 
 import time
@@ -116,6 +122,9 @@ from ansible.module_utils.dbrelease.db import (
     scrub,
     server_info,
 )
+
+# Reasons of an unknown lag that say the inventory is wrong (not that the replica is behind).
+INVENTORY_ERRORS = ("cannot connect", "it replicates from server_id", "no replication is set up")
 
 
 def unlisted(topo, replicas, params):
@@ -157,23 +166,52 @@ def run(params, clock=time.monotonic):
     result["unlisted_replicas"] = unlisted(topo, replicas, params)
     group = topology.Replicas(params, replicas, topo["endpoint_server_id"])
     try:
+        result["replicas"] = group.lags() if group else {}
+        if params.get("require_replicas"):
+            wrong = {name: info["reason"] for name, info in result["replicas"].items()
+                     if info["reason"].startswith(INVENTORY_ERRORS)}
+            if wrong:
+                raise topology.TopologyRefused(
+                    "release_db_replicas names replica(s) that are not replicas of %s: %s; fix the inventory" % (
+                        where, "; ".join("%s: %s" % item for item in sorted(wrong.items()))))
         if params.get("max_lag") is not None and group:
             seen = group.wait(params["max_lag"], clock() + int(params.get("wait_seconds") or 0), clock=clock,
                               setting="max_lag")
             result["replicas"], result["waited_seconds"] = seen["lags"], seen["waited"]
-        else:
-            result["replicas"] = group.lags() if group else {}
     finally:
         group.close()
     known = [r["lag_seconds"] for r in result["replicas"].values() if r.get("lag_seconds") is not None]
     result["lag_max_seconds"] = max(known) if known else None
+    result["record"] = record_part(result)
     return result
+
+
+def record_part(result):
+    topo = result.get("topology") or {}
+    return {"topology": {k: topo.get(k) for k in ("role", "read_only", "super_read_only", "replication",
+                                                  "replicas_listed", "gtid", "binlog", "notes")},
+            "replicas": result.get("replicas", {}), "unlisted_replicas": result.get("unlisted_replicas", []),
+            "lag_max_seconds": result.get("lag_max_seconds"), "waited_seconds": result.get("waited_seconds")}
+
+
+def result_line(result):
+    """One line for the operator."""
+    topo = result["topology"]
+    lags = ", ".join("%s %s" % (name, topology.lag_text(info)) for name, info in sorted(result["replicas"].items()))
+    line = "%s is a %s (read_only %s); replicas: %s" % (
+        result["endpoint"], topo["role"], "on" if topo["read_only"] else "off", lags or "none in the inventory")
+    if result["unlisted_replicas"]:
+        line += "; not in the inventory (lag not checked): %s" % ", ".join(
+            "%s:%s" % (r["host"], r["port"]) if "host" in r else "a client at %s" % r["client"]
+            for r in result["unlisted_replicas"])
+    return line
 
 
 def main():
     spec = connection_argument_spec()
     spec.update(replicas=dict(type="list", elements="dict", default=[]),
                 require_primary=dict(type="bool", default=False),
+                require_replicas=dict(type="bool", default=False),
                 max_lag=dict(type="float"),
                 wait_seconds=dict(type="int", default=0))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
@@ -187,8 +225,9 @@ def main():
     except topology.TopologyRefused as exc:
         module.fail_json(msg=scrub(str(exc), module.params), endpoint=where)
     except topology.LagTooHigh as exc:
-        module.fail_json(msg=scrub(exc.message(), module.params), endpoint=where, replicas=exc.lags)
-    module.exit_json(**result)
+        module.fail_json(msg=scrub(exc.message(), module.params), endpoint=where, replicas=exc.lags,
+                         record={"replicas": exc.lags, "waited_seconds": round(exc.waited, 1)})
+    module.exit_json(msg=result_line(result), **result)
 
 
 if __name__ == "__main__":

@@ -102,8 +102,8 @@ options:
   plan_server:
     description:
       - Where to build the temporary plan schema instead of the target - a replica or a separate server of the same
-        flavor (C(login_host), C(login_port), C(login_unix_socket); C(login_user)/C(login_password) default to the
-        target's). Binary logging is turned off for that session, so the schema never reaches a binary log.
+        flavor (C(host), C(port), C(socket); C(user)/C(password) default to the target's account). Binary logging
+        is turned off for that session, so the schema never reaches a binary log.
     type: dict
   lock_wait_timeout:
     description: C(lock_wait_timeout) (seconds) of the session that runs the DDL, and of the online tool's own DDL.
@@ -161,8 +161,8 @@ options:
     default: 5
   replicas:
     description:
-      - Replicas of the target (C(name), C(login_host), C(login_port), C(login_unix_socket); account as the
-        target's unless C(login_user)/C(login_password)). Before each statement their lag must be at most
+      - Replicas of the target (C(name), C(host), C(port), C(socket); the target's account unless C(user) and
+        C(password) are given). Before each statement their lag must be at most
         I(replica_max_lag); the online tool pauses while it is not.
     type: list
     elements: dict

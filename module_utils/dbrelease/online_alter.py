@@ -264,8 +264,8 @@ def run_gh_ost(params, conn, db, table, clauses, opts, binary, replicas=None, wa
         with os.fdopen(fd, "w") as handle:
             handle.write(gh_ost_conf_text(params))
         pause_file, panic_file = os.path.join(private, "pause"), os.path.join(private, "panic")
-        throttle_replicas = [(r.get("login_host"), r.get("login_port") or 3306) for r in opts.get("replicas") or ()
-                             if r.get("login_host")]
+        throttle_replicas = [(r.get("host"), r.get("port") or 3306) for r in opts.get("replicas") or ()
+                             if r.get("host")]
         argv = gh_ost_command(binary, conf, params.get("login_host") or "127.0.0.1", params.get("login_port") or 3306,
                               db, table, clauses, opts, pause_file, panic_file, throttle_replicas)
         report, out = _monitor(GH_OST, argv, table, clauses, opts, pause_file, panic_file, replicas, watchdog,

@@ -197,13 +197,14 @@ def replica_refusal(topo, where) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 def replica_params(base, replica) -> dict:
-    """Connection parameters of one replica from the inventory: its own host/port/socket, the primary's account
-    unless it names its own."""
+    """Connection parameters of a replica (or another server) named in the inventory as `{name, host, port, socket,
+    user, password}`: its own host/port/socket, the primary's account unless it names its own."""
     params = dict(base)
-    params["login_unix_socket"] = replica.get("login_unix_socket") or ""
-    for key in ("login_host", "login_port", "login_user", "login_password", "connect_timeout"):
+    params["login_unix_socket"] = replica.get("socket") or ""
+    for key, option in (("host", "login_host"), ("port", "login_port"), ("user", "login_user"),
+                        ("password", "login_password"), ("connect_timeout", "connect_timeout")):
         if replica.get(key) not in (None, ""):
-            params[key] = replica[key]
+            params[option] = int(replica[key]) if option in ("login_port", "connect_timeout") else replica[key]
     return params
 
 

@@ -80,7 +80,7 @@ def end_delay_once_paused(replica, timeout=60):
 
 
 def replica_entry(replica, name="replica"):
-    return {"name": name, "login_host": "127.0.0.1", "login_port": replica.port}
+    return {"name": name, "host": "127.0.0.1", "port": replica.port}
 
 
 def params(box, db, tmp_path, text, **extra):
@@ -202,7 +202,7 @@ def test_the_plan_schema_is_built_on_the_replica_and_reaches_no_binary_log(pair,
     primary, replica = pair
     replica_pos = replica.sql("SELECT @@gtid_binlog_pos")[0][0]
     primary_pos = primary.sql("SELECT @@gtid_binlog_pos")[0][0]
-    plan_server = {"login_host": "127.0.0.1", "login_port": replica.port}
+    plan_server = {"host": "127.0.0.1", "port": replica.port}
     result = schema_apply.run(params(primary, shop, tmp_path, "ALTER TABLE entries ADD COLUMN IF NOT EXISTS c INT;\n",
                                      plan_server=plan_server), check_mode=True)
     assert [(c["object"], c["action"]) for c in result["plan"]] == [("table entries", "alter")]

@@ -95,11 +95,13 @@ def test_a_replica_target_is_refused_with_where_it_replicates_from():
 def test_replica_connection_parameters_default_to_the_primarys_account():
     base = {"login_user": "db_admin", "login_password": "pw", "login_host": "db1", "login_port": 3306,
             "login_unix_socket": "/run/mysqld/mysqld.sock", "connect_timeout": 5}
-    params = tp.replica_params(base, {"name": "db2", "login_host": "db2", "login_port": 3307})
+    params = tp.replica_params(base, {"name": "db2", "host": "db2", "port": "3307"})
     assert params == dict(base, login_host="db2", login_port=3307, login_unix_socket="")
-    own = tp.replica_params(base, {"login_host": "db3", "login_user": "monitor", "login_password": "m"})
+    own = tp.replica_params(base, {"host": "db3", "user": "monitor", "password": "m"})
     assert (own["login_user"], own["login_password"], own["login_port"]) == ("monitor", "m", 3306)
     assert tp.replica_name({}, own) == "db3:3306"
+    by_socket = tp.replica_params(base, {"socket": "/run/db2.sock"})
+    assert by_socket["login_unix_socket"] == "/run/db2.sock" and by_socket["login_host"] == "db1"
 
 
 def test_the_lag_gate_waits_then_refuses_naming_the_replica():
