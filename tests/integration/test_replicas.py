@@ -215,3 +215,23 @@ def test_the_plan_schema_is_built_on_the_replica_and_reaches_no_binary_log(pair,
     assert not replica.sql("SHOW DATABASES LIKE '%\\_\\_dbrelease\\_plan\\_%'")
     status = slave_status(replica)
     assert (status["Slave_IO_Running"], status["Slave_SQL_Running"]) == ("Yes", "Yes")
+
+
+def test_the_lag_gate_between_fleet_batches_waits_for_a_delayed_replica_and_stops_on_a_stopped_one(pair, shop):
+    # fleet.yml's gate after each batch is this module call (db_topology with max_lag and wait_seconds).
+    primary, replica = pair
+    gate = dict(login_params(primary), replicas=[replica_entry(replica, "db2")], max_lag=0, wait_seconds=20)
+    replica.sql(["STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY=4", "START SLAVE"])
+    primary.sql("UPDATE entries SET amount = amount + 1 WHERE id <= 10", database=shop)
+    waited = run_module("db_topology", gate)
+    assert not waited.get("failed"), waited
+    assert waited["waited_seconds"] >= 0.5 and waited["replicas"]["db2"]["lag_seconds"] == 0
+    assert waited["msg"].endswith("replicas: db2 0 s behind")
+    replica.sql("STOP SLAVE SQL_THREAD")
+    try:
+        stopped = run_module("db_topology", dict(gate, wait_seconds=2))
+        assert stopped["failed"] and stopped["msg"] == (
+            "replica lag over 0 s (max_lag) after waiting 2 s: db2 lag unknown (its SQL thread is stopped)")
+        assert stopped["record"]["replicas"]["db2"]["lag_seconds"] is None
+    finally:
+        replica.sql("START SLAVE SQL_THREAD")
