@@ -906,7 +906,8 @@ def result_line(result):
     plan = ", ".join("%s %s" % (c.get("action"), c.get("object")) for c in result.get("plan") or [])
     plan = plan or "nothing to change"
     findings = (result.get("lint") or {}).get("report") or []
-    return "plan: %s%s" % (plan, ("; lint: " + " | ".join(findings)) if findings else "")
+    return "plan: %s%s%s" % (plan, ("; lint: " + " | ".join(findings)) if findings else "",
+                             ddl_exec.summary_line(result.get("execution")))
 
 
 def main():

@@ -26,7 +26,7 @@ import re
 import time
 
 from ansible.module_utils.dbrelease import ddl_lint, lock_guard, online_alter, topology
-from ansible.module_utils.dbrelease.db import DbError, connect, endpoint, server_info
+from ansible.module_utils.dbrelease.db import DbError, connect, endpoint, quote_ident, server_info
 
 # Client errors meaning the connection to the server is gone (server gone away, lost during the query, lost
 # while reading), and server errors ending the connection (shutdown in progress, connection killed). PyMySQL
@@ -301,7 +301,7 @@ class Runner:
                                              self.topology.get("endpoint_server_id"), connect_fn=self.connect_fn)
             with conn.cursor() as cur:
                 cur.execute("SET SESSION lock_wait_timeout = %d" % self.opts["lock_wait_timeout"])
-                cur.execute("USE `%s`" % db.replace("`", "``"))
+                cur.execute("USE %s" % quote_ident(db))
             with lock_guard.Watchdog(lambda: self.connect_fn(self.params), self.caps,
                                      own_ids={conn.thread_id(), guard.thread_id()},
                                      threshold=self.opts["watchdog_queue_seconds"]) as watchdog:
@@ -507,6 +507,27 @@ class Runner:
         record["watchdog"].extend(record["online"].get("watchdog", []))
         if record["online"].get("lag_max") is not None:
             record["replica_lag_max_seconds"] = record["online"]["lag_max"]
+
+
+def summary_line(execution) -> str:
+    """`; applied with ...` for the operator's one line: what the guard, the watchdog and the lag gate did."""
+    if not execution or not execution.get("statements"):
+        return ""
+    total = execution["summary"]
+    parts = ["%d statement(s), lock information %s" % (total["statements"], execution["lock_information"])]
+    if total["blockers_seen"]:
+        parts.append("waited %.1f s for %d blocking session(s)" % (total["waited_seconds"], total["blockers_seen"]))
+    if total["sessions_killed"]:
+        parts.append("killed %d idle blocking session(s) (schema_kill_idle_blockers)" % total["sessions_killed"])
+    if total["watchdog_kills"]:
+        parts.append("the watchdog stopped a waiting statement %d time(s)" % total["watchdog_kills"])
+    if total["retries"]:
+        parts.append("%d retry(ies)" % total["retries"])
+    if total["online"]:
+        parts.append("online: statement(s) %s" % ", ".join("#%d" % i for i in total["online"]))
+    if total["replica_lag_max_seconds"] is not None:
+        parts.append("replica lag up to %s s" % total["replica_lag_max_seconds"])
+    return "; DDL: " + ", ".join(parts)
 
 
 def _attempts_text(record):

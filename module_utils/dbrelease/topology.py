@@ -113,6 +113,17 @@ def role_of(read_only, super_read_only, replication) -> str:
     return "primary"
 
 
+def _variable(cur, name):
+    """A global variable's value, or None where the server has no such variable."""
+    import pymysql
+
+    try:
+        cur.execute("SELECT @@%s" % name)
+        return cur.fetchone()[0]
+    except pymysql.err.MySQLError:
+        return None
+
+
 def _dict_rows(cur):
     cols = [c[0] for c in cur.description or ()]
     return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
@@ -140,14 +151,13 @@ def describe(conn, info=None) -> dict:
         server_id, read_only, log_bin, binlog_format = cur.fetchone()
         super_read_only = None
         if flavor == "mysql":
-            cur.execute("SELECT @@super_read_only, @@gtid_mode")
-            super_read_only, gtid_mode = cur.fetchone()
-            gtid = {"mode": gtid_mode}
+            # super_read_only from 5.7.8, gtid_mode from 5.6: older servers have neither.
+            super_read_only = _variable(cur, "super_read_only")
+            gtid = {"mode": _variable(cur, "gtid_mode") or "OFF"}
         else:
-            cur.execute("SELECT @@gtid_strict_mode, @@gtid_binlog_pos, @@gtid_slave_pos")
-            strict, binlog_pos, slave_pos = cur.fetchone()
-            gtid = {"mode": "mariadb", "strict_mode": bool(int(strict)), "binlog_pos": binlog_pos,
-                    "slave_pos": slave_pos}
+            strict = _variable(cur, "gtid_strict_mode")
+            gtid = {"mode": "mariadb", "strict_mode": _yes(strict), "binlog_pos": _variable(cur, "gtid_binlog_pos"),
+                    "slave_pos": _variable(cur, "gtid_slave_pos")}
         rows = _try_rows(cur, _status_sql(flavor, version), notes, "replication status")
         replication = [normalise_replication(r) for r in rows or ()]
         if flavor == "mariadb" and replication:
