@@ -323,7 +323,7 @@ class Runner:
                                 failure["error"]
                         record["error"] = failure["error"]
                         return applied, failure
-                    applied.append(ddl_lint.ref(st))
+                    applied.append(dict(ddl_lint.ref(st), rows=record.get("rows")))
         except DbError as exc:
             failure_st = statements[len(applied)] if len(applied) < len(statements) else statements[-1]
             return applied, dict(ddl_lint.ref(failure_st), error="the lock guard cannot connect: %s" % exc)
@@ -393,6 +393,7 @@ class Runner:
             try:
                 with conn.cursor() as cur:
                     cur.execute(sql)
+                    record["rows"] = cur.rowcount
                     while cur.nextset():
                         pass
             except pymysql.err.MySQLError as exc:
