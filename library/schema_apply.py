@@ -585,9 +585,10 @@ def attach_statements(changes, statements):
         for obj in objects_of_statement(st):
             by_object.setdefault(obj, []).append(ddl_lint.ref(st))
     for change in changes:
-        change["statements"] = by_object.get(change["object"], [])
+        refs = by_object.get(change["object"], [])
         if change.get("renamed_from"):
-            change["statements"] = by_object.get("table %s" % change["renamed_from"], []) + change["statements"]
+            refs = by_object.get("table %s" % change["renamed_from"], []) + refs
+        change["statements"] = [r for i, r in enumerate(refs) if r not in refs[:i]]
     return by_object
 
 

@@ -454,9 +454,9 @@ class Lineage:
                 if pred_way is not None:
                     add("narrowing", [c], pred_now, pred_way)
         for name, clause in aspec.get("raw_checks", {}).items():
-            if bspec.get("raw_checks", {}).get(name) == clause and all(moves.get(c) == c for c in aspec["columns"]):
-                continue
             cols = [c for c in aspec["column_order"] if _mentions(clause, c)]
+            if bspec.get("raw_checks", {}).get(name) == clause and all(moves.get(c) == c for c in cols):
+                continue
             now = substitute(clause, exprs_now)
             way = substitute(clause, exprs_way)
             add("check_constraint", cols, "NOT (%s)" % now if now else None, "NOT (%s)" % way if way else None)

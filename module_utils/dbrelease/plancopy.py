@@ -264,8 +264,10 @@ class PlanCopy:
             sql = cls_mod.set_definer(sql, self.user, self.host, insert=insert)
             self._run_definition(sql)
             return None
-        if verb == "drop" and key is not None:
+        if verb == "drop" and kind in _DEFINITION_KINDS:
             self.overrides.pop(key, None)
+            self._run_definition(sql)  # dropping runs no code; with binary logging on it needs SUPER for some
+            return None
         with self.runner.cursor() as cur:
             if trial is not None:
                 return trial(cur, sql)
