@@ -430,7 +430,7 @@ def _with_raw_checks(conn, tmp, tables):
     if wanted:
         with conn.cursor() as cur:
             cur.execute("SELECT TABLE_NAME, CONSTRAINT_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
-                        "WHERE CONSTRAINT_SCHEMA = %%s AND TABLE_NAME IN (%s)" % ", ".join(["%s"] * len(wanted)),
+                        "WHERE CONSTRAINT_SCHEMA = %%s AND (%s)" % " OR ".join(["TABLE_NAME = %s"] * len(wanted)),
                         (tmp, *wanted))
             for table, name, clause in cur.fetchall():
                 raw.setdefault(table, {})[name] = clause
@@ -567,7 +567,9 @@ def compute_plan(conn, copy, statements, flavor, version, target_objects, create
         if before or hints["unknown"] or hints["data_tables"] or hints["truncate"]:
             lineage.step(ddl_lint.ref(st), info, hints, _with_raw_checks(conn, tmp, before.get("tables", {})),
                          _with_raw_checks(conn, tmp, after.get("tables", {})))
-        effects.append({"ran": True, "changed": before != after or only is None, "before": before, "after": after})
+        # A column dropped and re-added, or a table replaced, loses values the structure does not show: never nil.
+        changed = before != after or only is None or bool(hints["readded"]) or hints["replace"]
+        effects.append({"ran": True, "changed": changed, "before": before, "after": after})
     temp_after = copy.real_definers(schema.snapshot(conn, tmp, flavor)["objects"])
     changes = schema.diff(temp_before, temp_after, lineage.origins())
     after_texts = {}
@@ -1023,6 +1025,7 @@ def _public_check(check):
     out = {k: check[k] for k in ("check", "object", "columns", "statement", "depends_on", "when", "rows",
                                  "duplicate_values", "index", "constraint", "parent", "error") if k in check}
     out["depends_on"] = list(out.get("depends_on") or [])
+    out.setdefault("rows", None)
     return out
 
 

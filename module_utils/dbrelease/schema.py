@@ -176,10 +176,13 @@ def _rows(cur, sql, args=()):
 
 
 def _only(column, names):
-    """(`AND column IN (...)`, args) for a snapshot limited to some objects; ("", ()) for all of them."""
+    """(`AND (column = ... OR ...)`, args) for a snapshot limited to some objects; ("", ()) for all of them.
+
+    Equalities joined by OR, not IN: MariaDB 10.11's information_schema returns no row for
+    `TABLE_NAME IN ('t', 'missing')` when one of the names does not exist."""
     if names is None:
         return "", ()
-    return " AND %s IN (%s)" % (column, ", ".join(["%s"] * len(names))), tuple(sorted(names))
+    return " AND (%s)" % " OR ".join(["%s = %%s" % column] * len(names)), tuple(sorted(names))
 
 
 def snapshot(conn, db: str, flavor: str, only=None):
@@ -556,6 +559,11 @@ def _table_details(before, after, moved=None):
     return details, columns, indexes
 
 
+def _moves_columns(moved, after) -> bool:
+    """Whether a lineage column map renames a column or makes one new under an old name (dropped and re-added)."""
+    return bool(moved) and any(moved.get(c, c) != c for c in after["column_order"])
+
+
 def diff(before, after, lineage=None):
     """The changes from snapshot objects `before` to `after`: a list of dicts, in a stable order.
 
@@ -593,7 +601,8 @@ def diff(before, after, lineage=None):
                                          for i, v in sorted(a["indexes"].items())]
                     if name in b_all:
                         change["replaced"] = b_all[name]
-            elif origin != name or b != a:
+            elif origin != name or b != a or (kind == "tables" and _moves_columns(
+                    (lineage.get("columns") or {}).get(name), a)):
                 change["action"] = "rename" if origin != name else "alter"
                 if kind == "tables":
                     moved = (lineage.get("columns") or {}).get(name)
