@@ -175,7 +175,7 @@ def table_layouts(conn, schema: str) -> dict:
         for table, indexes in keys.items():
             layout = layouts[table]
             stored = {c for c, _t in layout["columns"]}
-            for index, columns in sorted(indexes.items(), key=lambda kv: (kv[0] != "PRIMARY", kv[0])):
+            for _index, columns in sorted(indexes.items(), key=lambda kv: (kv[0] != "PRIMARY", kv[0])):
                 if all(c in stored and c not in layout["nullable"] for c in columns):
                     layout["key"] = columns
                     break

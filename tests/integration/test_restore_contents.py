@@ -62,7 +62,8 @@ def test_a_real_schema_restores_with_equal_checksums_and_names_missing_definers(
         {"object": "view ghost_titles", "definer": "ghost@%"}]
     assert "restored with a DEFINER that does not exist on the server: procedure ghost_proc (ghost@%)" in result["msg"]
     sums = result["checksums"]
-    assert sums["many"]["method"] == "primary key" and sums["many"]["chunks"] == 7 and sums["many"]["checked"] == 7  # and the open end
+    # 30000 rows in chunks of 5000, and the open end after the last one (rows only the copy might hold).
+    assert sums["many"]["method"] == "primary key" and sums["many"]["chunks"] == 7 and sums["many"]["checked"] == 7
     assert sums["many"]["rows_checked"] == 30000 and sums[films]["rows_checked"] == 2
     assert sums["no_key"]["method"] == "whole table" and sums["no_key"]["rows_checked"] == 3
     assert result["sampled"] == [] and all(not s["differences"] for s in sums.values())

@@ -147,7 +147,8 @@ def test_statement_failing_on_the_target_names_what_already_took_effect(mariadb,
     # The copy has no rows, so only the real rows break the CREATE ... SELECT (ids * 1000 do not fit a TINYINT):
     # rows a query copies are not checked before, and DDL is not transactional.
     f = ddl(tmp_path, "partial.sql", "CREATE TABLE IF NOT EXISTS audit_log (id INT PRIMARY KEY);\n"
-                                     "CREATE TABLE IF NOT EXISTS user_codes (n TINYINT) SELECT id * 1000 AS n FROM users;\n"
+                                     "CREATE TABLE IF NOT EXISTS user_codes (n TINYINT) "
+                                     "SELECT id * 1000 AS n FROM users;\n"
                                      "CREATE TABLE IF NOT EXISTS never_made (id INT PRIMARY KEY);\n")
     with pytest.raises(schema_apply.SchemaFailure) as err:
         schema_apply.run(params(admin_params, appdb, [f]))
