@@ -361,6 +361,9 @@ def modified_tables(statements):
     return found
 
 
+# Data checks run on up to this many connections at once (one scan per table, foreign key and unique checks).
+DATA_CHECK_WORKERS = 2
+
 # Schemas a statement may name besides its own: nothing can be written in them.
 READ_ONLY_SCHEMAS = ("information_schema", "performance_schema")
 
@@ -829,7 +832,9 @@ def run(params, check_mode=False, diff_mode=False):
         # Data checks against the current data (one scan per table for the row-level ones).
         checks_started = time.monotonic()
         checks = lineage.checks
-        datachecks.evaluate(conn, db, [c for c in checks if c["when"] == "now"], "now")
+        datachecks.evaluate(conn, db, [c for c in checks if c["when"] == "now"], "now",
+                            connect=lambda: connect(params), workers=DATA_CHECK_WORKERS,
+                            tables=_scan_keys(before))
         result["data_checks_seconds"] = round(time.monotonic() - checks_started, 3)
         result["data_checks"] = [_public_check(c) for c in checks]
 
@@ -934,7 +939,8 @@ def run(params, check_mode=False, diff_mode=False):
         for segment in _segments(to_run, way_checks):
             pending = way_checks.get(segment[0]["ref_key"], [])
             if pending:
-                datachecks.evaluate(conn, db, pending, "way")
+                datachecks.evaluate(conn, db, pending, "way", connect=lambda: connect(params),
+                                    workers=DATA_CHECK_WORKERS)
                 result["data_checks"] = [_public_check(c) for c in checks]
                 offending = [c for c in pending if c.get("rows") or c.get("error")]
                 if offending:
@@ -1012,6 +1018,20 @@ def _after_failure(conn, db, flavor, result, before, statements, creates_before,
     result["changes"] = public_plan(actual)
     result["changed"] = bool(actual)
     return result
+
+
+def _scan_keys(snap):
+    """{table: {"key": its single-column integer primary key or None, "rows": estimate}} for the data checks."""
+    out = {}
+    for table, spec in snap["objects"]["tables"].items():
+        primary = spec["indexes"].get("PRIMARY")
+        key = None
+        if primary and len(primary["columns"]) == 1:
+            column = primary["columns"][0][0]
+            if ddl_lint.parse_type(spec["columns"][column]["type"])["base"] in ddl_lint.INT_BYTES:
+                key = column
+        out[table] = {"key": key, "rows": snap["rows"].get(table, 0)}
+    return out
 
 
 def _category_counts(statements):

@@ -70,7 +70,7 @@ def substitute(text: str, columns: dict) -> str | None:
 
 _ZERO_DATES = {"date": "'0000-00-00'", "datetime": "'0000-00-00 00:00:00'", "timestamp": "'0000-00-00 00:00:00'",
                "time": "'00:00:00'", "year": "0"}
-_NUMERIC = set(ddl_lint._INT_BYTES) | {"decimal", "numeric", "float", "double", "real", "bit", "bool", "boolean"}
+_NUMERIC = set(ddl_lint.INT_BYTES) | {"decimal", "numeric", "float", "double", "real", "bit", "bool", "boolean"}
 _TEXTUAL = {"char", "varchar", "binary", "varbinary", "tinytext", "text", "mediumtext", "longtext", "tinyblob",
             "blob", "mediumblob", "longblob", "json", "set"}
 
@@ -121,16 +121,19 @@ def narrowing_predicate(expr: str, before: dict, after: dict) -> str | None:
     preds = []
     bcs, acs = before.get("charset"), after.get("charset")
     if bcs and acs and bcs != acs and not ddl_lint.charset_holds(acs, bcs):
-        preds.append("CAST(CONVERT(CONVERT(%s USING %s) USING %s) AS BINARY) <> CAST(%s AS BINARY)" % (
-            expr, acs, bcs, expr))
+        # From UTF-8, a text of ASCII characters only (as many bytes as characters) fits any character set: the
+        # conversion runs only for the others.
+        ascii_only = "LENGTH(%s) <> CHAR_LENGTH(%s) AND " % (expr, expr) if bcs.startswith("utf8") else ""
+        preds.append("%sCAST(CONVERT(CONVERT(%s USING %s) USING %s) AS BINARY) <> CAST(%s AS BINARY)" % (
+            ascii_only, expr, acs, bcs, expr))
     b, a = ddl_lint.parse_type(before.get("type")), ddl_lint.parse_type(after.get("type"))
     bb, ab = b["base"], a["base"]
-    strings = ddl_lint._STRINGS | set(ddl_lint._TEXT_BYTES)
+    strings = ddl_lint.STRINGS | set(ddl_lint.TEXT_BYTES)
     if b != a:
-        if bb in ddl_lint._INT_BYTES and ab in ddl_lint._INT_BYTES:
-            lo, hi = ddl_lint._int_range(a)
+        if bb in ddl_lint.INT_BYTES and ab in ddl_lint.INT_BYTES:
+            lo, hi = ddl_lint.int_range(a)
             preds.append("%s < %d OR %s > %d" % (expr, lo, expr, hi))
-        elif ab in ("decimal", "numeric") and (bb in ddl_lint._INT_BYTES or bb in ("decimal", "numeric", "float",
+        elif ab in ("decimal", "numeric") and (bb in ddl_lint.INT_BYTES or bb in ("decimal", "numeric", "float",
                                                                                    "double", "real")):
             ap, as_ = _length(a, 10), (int(a["args"][1]) if len(a["args"]) > 1 else 0)
             preds.append("ABS(%s) >= POW(10, %d) OR %s <> ROUND(%s, %d)" % (expr, ap - as_, expr, expr, as_))
@@ -138,13 +141,13 @@ def narrowing_predicate(expr: str, before: dict, after: dict) -> str | None:
                 preds.append("%s < 0" % expr)
         elif bb in ("float", "double", "real") and ab == "float":
             preds.append("%s <> CAST(%s AS FLOAT)" % (expr, expr))
-        elif ab in strings and (bb in strings or bb in ("enum", "set") or bb in ddl_lint._INT_BYTES):
+        elif ab in strings and (bb in strings or bb in ("enum", "set") or bb in ddl_lint.INT_BYTES):
             if ab in ("char", "varchar"):
                 n = _length(a)
-                if n is not None:
-                    preds.append("CHAR_LENGTH(%s) > %d" % (expr, n))
+                if n is not None:  # bytes >= characters: the byte length (stored, no scan) rules most rows out
+                    preds.append("LENGTH(%s) > %d AND CHAR_LENGTH(%s) > %d" % (expr, n, expr, n))
             else:
-                n = _length(a) if ab in ("binary", "varbinary") else ddl_lint._TEXT_BYTES.get(ab)
+                n = _length(a) if ab in ("binary", "varbinary") else ddl_lint.TEXT_BYTES.get(ab)
                 measured = "CONVERT(%s USING %s)" % (expr, acs) if acs and bcs and acs != bcs else expr
                 if n is not None:
                     preds.append("LENGTH(%s) > %d" % (measured, n))
@@ -159,7 +162,7 @@ def narrowing_predicate(expr: str, before: dict, after: dict) -> str | None:
                     preds.append("%s IN (%s)" % (expr, ", ".join(ddl_lint_quote(v) for v in lost)))
             else:
                 preds.extend("FIND_IN_SET(%s, %s) > 0" % (ddl_lint_quote(v), expr) for v in lost)
-        elif bb in ddl_lint._TEMPORAL_RANK and ab in ddl_lint._TEMPORAL_RANK:
+        elif bb in ddl_lint.TEMPORAL_RANK and ab in ddl_lint.TEMPORAL_RANK:
             af = _length(a, 0)
             if ab in ("datetime", "timestamp", "time") and af < 6:
                 preds.append("MICROSECOND(%s) MOD %d <> 0" % (expr, 10 ** (6 - af)))
@@ -169,8 +172,8 @@ def narrowing_predicate(expr: str, before: dict, after: dict) -> str | None:
                 preds.append("TIME(%s) <> '00:00:00'" % expr)
             if ab == "year" or {bb, ab} == {"date", "time"} or (bb in ("datetime", "timestamp") and ab == "time"):
                 preds.append("%s IS NOT NULL" % expr)
-        elif bb in strings and ab in ddl_lint._INT_BYTES:
-            lo, hi = ddl_lint._int_range(a)
+        elif bb in strings and ab in ddl_lint.INT_BYTES:
+            lo, hi = ddl_lint.int_range(a)
             preds.append("NOT (%s REGEXP '^[+-]?[0-9]+$') OR CAST(%s AS DECIMAL(65,0)) < %d OR "
                          "CAST(%s AS DECIMAL(65,0)) > %d" % (expr, expr, lo, expr, hi))
         elif bb in strings and ab in ("decimal", "numeric"):
@@ -180,7 +183,7 @@ def narrowing_predicate(expr: str, before: dict, after: dict) -> str | None:
                          % (expr, num, ap - as_, num, num, as_))
         elif bb in strings and ab in ("date", "datetime", "timestamp"):
             preds.append("CAST(%s AS DATETIME(6)) IS NULL" % expr)
-        elif bb in ddl_lint._INT_BYTES and ab in ("float", "double", "real"):
+        elif bb in ddl_lint.INT_BYTES and ab in ("float", "double", "real"):
             preds.append("%s <> CAST(%s AS %s)" % (expr, expr, "FLOAT" if ab == "float" else "DOUBLE"))
         else:
             return None if not preds else _or(expr, preds)
@@ -188,7 +191,8 @@ def narrowing_predicate(expr: str, before: dict, after: dict) -> str | None:
 
 
 def _or(expr, preds):
-    return "%s IS NOT NULL AND (%s)" % (expr, " OR ".join("(%s)" % p for p in preds))
+    """The predicates joined; each is NULL (not counted) for a NULL value, except those that test IS NOT NULL."""
+    return " OR ".join("(%s)" % p for p in preds) if len(preds) > 1 else preds[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -277,6 +281,7 @@ class Lineage:
                                           for c in spec["column_order"]}}
                        for name, spec in tables.items()}
         self.real_columns = {name: list(spec["column_order"]) for name, spec in tables.items()}
+        self.real_specs = tables
         self.checks = []
 
     # -- one statement -------------------------------------------------------------------------------------------
@@ -488,8 +493,10 @@ class Lineage:
                 continue
             parent = self._parent(fk)
             add("foreign_key", list(fk["columns"]), query={
-                "sql_now": _orphans_sql(line["origin"], self.db, fk, exprs_now, parent, "now") if now_ok else None,
-                "sql_way": _orphans_sql(bname, self.db, fk, exprs_way, parent, "way"), "constraint": fname,
+                "sql_now": _orphans_sql(self.db, line["origin"], fk, exprs_now, parent, "now") if now_ok else None,
+                "probe_now": _orphan_values_sql(self.db, line["origin"], fk, exprs_now, parent,
+                                                self.real_specs.get(line["origin"])) if now_ok else None,
+                "sql_way": _orphans_sql(self.db, bname, fk, exprs_way, parent, "way"), "constraint": fname,
                 "parent": fk["ref_table"]})
 
     def _parent(self, fk):
@@ -542,23 +549,54 @@ def _textual(spec):
                                                               "longtext", "enum", "set")
 
 
-def _orphans_sql(table, db, fk, exprs, parent, mode):
-    child = [exprs.get(c.lower()) for c in fk["columns"]]
-    if any(e is None for e in child) or parent is None:
+def _orphan_values_sql(db, table, fk, exprs, parent, real_spec):
+    """A cheaper first look for a foreign key over plain columns of the real table that an index leads with: the
+    distinct child values (read from the index, one entry per value) without a parent. None where it does not
+    apply; when it finds values, the row count comes from the anti-join."""
+    if real_spec is None or parent is None or parent.get("rows") != "real" or parent.get("table") is None:
         return None
-    not_null = " AND ".join("(%s) IS NOT NULL" % bind(e, "c") for e in child)
-    ptable = parent["table"] if mode == "now" else parent["way_table"]
-    if mode == "now" and parent["rows"] == "none" or (mode == "now" and ptable is None):
-        return "SELECT COUNT(*) FROM %s AS %s WHERE %s" % (_table(db, table), quote_ident("c"), not_null)
-    if mode == "now" and parent["rows"] != "real":
+    real = []
+    for c in fk["columns"]:
+        expr = exprs.get(c.lower()) or ""
+        if not expr.startswith(ALIAS + ".`"):
+            return None
+        real.append(unquote("ident", expr[len(ALIAS) + 1:]))
+    leading = [[c[0] for c in idx["columns"][:len(real)]] for idx in real_spec["indexes"].values()]
+    if real not in leading:
         return None
-    pexprs = parent["exprs"] if mode == "now" else parent["way_exprs"]
-    pcols = [pexprs.get(c.lower()) for c in fk["ref_columns"]]
+    pcols = [parent["exprs"].get(c.lower()) for c in fk["ref_columns"]]
     if any(e is None for e in pcols):
         return None
-    match = " AND ".join("%s = %s" % (bind(p, "p"), bind(e, "c")) for p, e in zip(pcols, child, strict=True))
-    return "SELECT COUNT(*) FROM %s AS %s WHERE %s AND NOT EXISTS (SELECT 1 FROM %s AS %s WHERE %s)" % (
-        _table(db, table), quote_ident("c"), not_null, _table(parent["schema"] or db, ptable), quote_ident("p"), match)
+    keys = ", ".join("%s AS `k%d`" % (quote_ident(c), i) for i, c in enumerate(real))
+    group = ", ".join(quote_ident(c) for c in real)
+    not_null = " AND ".join("%s IS NOT NULL" % quote_ident(c) for c in real)
+    match = " AND ".join("%s = `d`.`k%d`" % (bind(p, "p"), i) for i, p in enumerate(pcols))
+    return ("SELECT COUNT(*) FROM (SELECT %s FROM %s WHERE %s GROUP BY %s) `d` LEFT JOIN %s AS `p` ON %s "
+            "WHERE %s IS NULL" % (keys, _table(db, table), not_null, group,
+                                  _table(parent["schema"] or db, parent["table"]), match, bind(pcols[0], "p")))
+
+
+def _orphans_sql(db, table, fk, exprs, parent, mode):
+    """Count of the rows of `table` with every foreign key column set and no parent row: an anti-join (the
+    optimizer runs it as one, unlike a correlated NOT EXISTS per row). A parent the release creates has no rows
+    yet (mode now): every such row is an orphan."""
+    child = [exprs.get(c.lower()) for c in fk["columns"]]
+    if any(e is None for e in child) or parent is None or table is None:
+        return None
+    not_null = " AND ".join("(%s) IS NOT NULL" % e for e in child)
+    source = "%s AS %s" % (_table(db, table), ALIAS)
+    if mode == "now" and parent["rows"] == "none":
+        return bind("SELECT COUNT(*) FROM %s WHERE %s" % (source, not_null), "c")
+    if mode == "now" and parent["rows"] != "real":
+        return None
+    ptable = parent["table"] if mode == "now" else parent["way_table"]
+    pexprs = parent["exprs"] if mode == "now" else parent["way_exprs"]
+    pcols = [pexprs.get(c.lower()) for c in fk["ref_columns"]]
+    if ptable is None or any(e is None for e in pcols):
+        return None
+    match = " AND ".join("%s = %s" % (bind(p, "p"), e) for p, e in zip(pcols, child, strict=True))
+    return bind("SELECT COUNT(*) FROM %s LEFT JOIN %s AS %s ON %s WHERE %s AND %s IS NULL" % (
+        source, _table(parent["schema"] or db, ptable), quote_ident("p"), match, not_null, bind(pcols[0], "p")), "c")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -571,44 +609,180 @@ def row_checks_sql(db, table, preds):
     return "SELECT %s FROM %s AS %s" % (cols, _table(db, table), quote_ident("c"))
 
 
-def evaluate(conn, db, checks, mode):
-    """Count the offending rows of each check: mode `now` against the current data (with the lineage's
-    expressions), `way` as the table is right now, before the check's statement runs. Row-level checks on one
-    table share one scan. Sets `rows` on every check (None with `error` where the query failed)."""
-    import pymysql
+def screening_sql(db, table, preds):
+    """One scan of `table` counting the rows any predicate holds for (cheaper than one sum per predicate: the
+    per-check counts are read only when it finds something)."""
+    where = " OR ".join("(%s)" % bind(p, "c") for p in preds)
+    return "SELECT COUNT(*) FROM %s AS %s WHERE (%s)" % (_table(db, table), quote_ident("c"), where)
 
+
+def _run_jobs(jobs, conn, connect, workers):
+    """Run `jobs` (callables taking a connection) on `workers` connections: `conn` and new ones from `connect`."""
+    if workers <= 1 or len(jobs) <= 1 or connect is None:
+        for job in jobs:
+            job(conn)
+        return
+    import queue
+    import threading
+
+    pending = queue.Queue()
+    for job in jobs:
+        pending.put(job)
+    failures = []
+
+    def worker(own):
+        try:
+            while True:
+                try:
+                    job = pending.get_nowait()
+                except queue.Empty:
+                    return
+                job(own)
+        except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            failures.append(exc)
+
+    extra = []
+    try:
+        for _ in range(min(workers, len(jobs)) - 1):
+            extra.append(connect())
+    except Exception:  # noqa: BLE001 - no second connection: the checks run on the first one
+        pass
+    threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in extra]
+    for thread in threads:
+        thread.start()
+    worker(conn)
+    for thread in threads:
+        thread.join()
+    for c in extra:
+        try:
+            c.close()
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
+    if failures:
+        raise failures[0]
+
+
+def evaluate(conn, db, checks, mode, connect=None, workers=2, tables=None):
+    """Count the offending rows of each check: mode `now` against the current data (with the lineage's
+    expressions), `way` as the table is right now, before the check's statement runs.
+
+    The row-level checks of one table share one scan, which counts the rows breaking any of them (the count of
+    each is read only when that finds some); a large table with an integer primary key (`tables`: {table:
+    {"key": column or None, "rows": estimate}}) is scanned in `workers` key ranges at once. Foreign key and unique
+    checks are queries of their own; a foreign key over indexed columns first looks at the distinct values only.
+    With `connect` (a function returning a new connection), up to `workers` queries run at once. Sets `rows`
+    on every check (None, with `error`, where the query failed)."""
     pred_key, sql_key = "pred_" + mode, "sql_" + mode
     table_key = "real_table" if mode == "now" else "way_table"
-    by_table = {}
-    with conn.cursor() as cur:
-        for check in checks:
-            if check.get(pred_key):
-                by_table.setdefault(check[table_key], []).append(check)
-                continue
-            if not check.get(sql_key):
-                check["rows"] = None
-                continue
-            try:
-                cur.execute(check[sql_key])
-                row = cur.fetchone()
-            except pymysql.err.MySQLError as exc:
-                check["rows"], check["error"] = None, "(%s) %s" % (exc.args[0], exc.args[-1])
-                continue
-            if check["check"] == "unique":
-                check["duplicate_values"], check["rows"] = int(row[0] or 0), int(row[1] or 0)
+    by_table, jobs = {}, []
+    for check in checks:
+        if check.get(pred_key):
+            by_table.setdefault(check[table_key], []).append(check)
+        elif check.get(sql_key):
+            jobs.append(lambda c, check=check: _one_query(c, check, sql_key, check.get("probe_" + mode)))
+        else:
+            check["rows"] = None
+    scans = []
+    for table, group in sorted(by_table.items()):
+        info = (tables or {}).get(table) or {}
+        parts = workers if mode == "now" and info.get("key") and info.get("rows", 0) >= SPLIT_ROWS else 1
+        scans.append({"table": table, "group": group, "key": info.get("key"), "parts": parts, "found": []})
+    range_jobs = []
+    for scan in scans:
+        if scan["parts"] > 1:
+            bounds = _key_bounds(conn, db, scan["table"], scan["key"])
+            if bounds is None:
+                scan["parts"] = 1
             else:
-                check["rows"] = int(row[0] or 0)
-        for table, group in sorted(by_table.items()):
-            try:
-                cur.execute(row_checks_sql(db, table, [c[pred_key] for c in group]))
-                counts = cur.fetchone()
-            except pymysql.err.MySQLError as exc:
-                for check in group:
-                    check["rows"], check["error"] = None, "(%s) %s" % (exc.args[0], exc.args[-1])
-                continue
-            for check, count in zip(group, counts, strict=True):
-                check["rows"] = int(count or 0)
+                lo, hi = bounds
+                step = (hi - lo) // scan["parts"] + 1
+                for i in range(scan["parts"]):
+                    low, high = lo + i * step, min(lo + (i + 1) * step - 1, hi)
+                    range_jobs.append(lambda c, s=scan, a=low, b=high: _screen(c, db, s, a, b, pred_key))
+        if scan["parts"] <= 1:
+            range_jobs.append(lambda c, s=scan: _screen(c, db, s, None, None, pred_key))
+    _run_jobs(range_jobs + jobs, conn, connect, workers)
+    for scan in scans:
+        _breakdown(conn, db, scan, pred_key)
     return checks
+
+
+# A table of at least this many rows (estimate) is scanned in key ranges on several connections at once.
+SPLIT_ROWS = 200000
+
+
+def _key_bounds(conn, db, table, key):
+    import pymysql
+
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT MIN(%s), MAX(%s) FROM %s" % (quote_ident(key), quote_ident(key), _table(db, table)))
+            lo, hi = cur.fetchone()
+    except pymysql.err.MySQLError:
+        return None
+    if lo is None or not isinstance(lo, int) or not isinstance(hi, int):
+        return None
+    return lo, hi
+
+
+def _screen(conn, db, scan, low, high, pred_key):
+    import pymysql
+
+    sql = screening_sql(db, scan["table"], [g[pred_key] for g in scan["group"]])
+    args = ()
+    if low is not None:
+        sql += " AND %s BETWEEN %%s AND %%s" % ("`c`." + quote_ident(scan["key"]))
+        args = (low, high)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            scan["found"].append(int(cur.fetchone()[0] or 0))
+    except pymysql.err.MySQLError as exc:
+        scan["error"] = "(%s) %s" % (exc.args[0], exc.args[-1])
+
+
+def _breakdown(conn, db, scan, pred_key):
+    """The count of each row-level check of a scan: 0 when the scan found nothing, else one more scan."""
+    import pymysql
+
+    group = scan["group"]
+    if scan.get("error"):
+        for check in group:
+            check["rows"], check["error"] = None, scan["error"]
+        return
+    counts = [0] * len(group)
+    if sum(scan["found"]):
+        try:
+            with conn.cursor() as cur:
+                cur.execute(row_checks_sql(db, scan["table"], [g[pred_key] for g in group]))
+                counts = cur.fetchone()
+        except pymysql.err.MySQLError as exc:
+            for check in group:
+                check["rows"], check["error"] = None, "(%s) %s" % (exc.args[0], exc.args[-1])
+            return
+    for check, count in zip(group, counts, strict=True):
+        check["rows"] = int(count or 0)
+
+
+def _one_query(conn, check, sql_key, probe=None):
+    import pymysql
+
+    try:
+        with conn.cursor() as cur:
+            if probe:
+                cur.execute(probe)
+                if not int(cur.fetchone()[0] or 0):
+                    check["rows"] = 0
+                    return
+            cur.execute(check[sql_key])
+            row = cur.fetchone()
+    except pymysql.err.MySQLError as exc:
+        check["rows"], check["error"] = None, "(%s) %s" % (exc.args[0], exc.args[-1])
+        return
+    if check["check"] == "unique":
+        check["duplicate_values"], check["rows"] = int(row[0] or 0), int(row[1] or 0)
+    else:
+        check["rows"] = int(row[0] or 0)
 
 
 def describe(check) -> str:

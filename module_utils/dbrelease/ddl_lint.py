@@ -336,11 +336,11 @@ def idempotence_findings(statement: dict, flavor: str, version, previous=None) -
 # Destructive changes
 # --------------------------------------------------------------------------------------------------------------
 
-_INT_BYTES = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "integer": 4, "bigint": 8}
-_TEXT_BYTES = {"tinytext": 255, "text": 65535, "mediumtext": 16777215, "longtext": 4294967295,
+INT_BYTES = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "integer": 4, "bigint": 8}
+TEXT_BYTES = {"tinytext": 255, "text": 65535, "mediumtext": 16777215, "longtext": 4294967295,
                "tinyblob": 255, "blob": 65535, "mediumblob": 16777215, "longblob": 4294967295}
-_STRINGS = {"char", "varchar", "binary", "varbinary"}
-_TEMPORAL_RANK = {"year": 0, "date": 1, "time": 1, "datetime": 2, "timestamp": 2}
+STRINGS = {"char", "varchar", "binary", "varbinary"}
+TEMPORAL_RANK = {"year": 0, "date": 1, "time": 1, "datetime": 2, "timestamp": 2}
 _TYPE_RE = re.compile(r"^\s*([a-z]+)\s*(?:\((.*?)\))?\s*(.*)$", re.DOTALL)
 
 
@@ -357,8 +357,8 @@ def parse_type(column_type: str) -> dict:
     return {"base": base, "args": parsed, "unsigned": "unsigned" in rest}
 
 
-def _int_range(t):
-    bits = 8 * _INT_BYTES[t["base"]]
+def int_range(t):
+    bits = 8 * INT_BYTES[t["base"]]
     return (0, 2 ** bits - 1) if t["unsigned"] else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
 
 
@@ -389,14 +389,14 @@ def narrowing_reason(before_type: str, after_type: str, before_charset=None, aft
     if b == a:
         return None
     bb, ab = b["base"], a["base"]
-    if bb in _INT_BYTES and ab in _INT_BYTES:
-        (bmin, bmax), (amin, amax) = _int_range(b), _int_range(a)
+    if bb in INT_BYTES and ab in INT_BYTES:
+        (bmin, bmax), (amin, amax) = int_range(b), int_range(a)
         if amin > bmin or amax < bmax:
             return "%s -> %s narrows the integer range" % (before_type, after_type)
         return None
-    if bb in _INT_BYTES and ab in ("decimal", "numeric") and a["args"]:
+    if bb in INT_BYTES and ab in ("decimal", "numeric") and a["args"]:
         digits = int(a["args"][0]) - (int(a["args"][1]) if len(a["args"]) > 1 else 0)
-        needed = len(str(_int_range(b)[1]))
+        needed = len(str(int_range(b)[1]))
         return None if digits >= needed else "%s -> %s has too few integer digits" % (before_type, after_type)
     if bb in ("decimal", "numeric") and ab in ("decimal", "numeric"):
         bp, bs = (int(b["args"][0]) if b["args"] else 10), (int(b["args"][1]) if len(b["args"]) > 1 else 0)
@@ -406,9 +406,9 @@ def narrowing_reason(before_type: str, after_type: str, before_charset=None, aft
         return None
     if bb in ("float", "double", "real") and ab in ("float", "double", "real"):
         return "%s -> %s loses precision" % (before_type, after_type) if bb != "float" and ab == "float" else None
-    if bb in _STRINGS | set(_TEXT_BYTES) and ab in _STRINGS | set(_TEXT_BYTES):
-        blen = int(b["args"][0]) if bb in _STRINGS and b["args"] else _TEXT_BYTES.get(bb, 1)
-        alen = int(a["args"][0]) if ab in _STRINGS and a["args"] else _TEXT_BYTES.get(ab, 1)
+    if bb in STRINGS | set(TEXT_BYTES) and ab in STRINGS | set(TEXT_BYTES):
+        blen = int(b["args"][0]) if bb in STRINGS and b["args"] else TEXT_BYTES.get(bb, 1)
+        alen = int(a["args"][0]) if ab in STRINGS and a["args"] else TEXT_BYTES.get(ab, 1)
         if alen < blen:
             return "%s -> %s is shorter (%d < %d)" % (before_type, after_type, alen, blen)
         binary = ("binary" in bb or "blob" in bb), ("binary" in ab or "blob" in ab)
@@ -418,11 +418,11 @@ def narrowing_reason(before_type: str, after_type: str, before_charset=None, aft
     if bb in ("enum", "set") and ab == bb:
         missing = [v for v in b["args"] if v not in a["args"]]
         return "%s loses value(s) %s" % (bb, ", ".join(repr(v) for v in missing)) if missing else None
-    if bb in ("enum", "set") and ab in _STRINGS | set(_TEXT_BYTES):
+    if bb in ("enum", "set") and ab in STRINGS | set(TEXT_BYTES):
         longest = max((len(v) for v in b["args"]), default=0)
-        alen = int(a["args"][0]) if ab in _STRINGS and a["args"] else _TEXT_BYTES.get(ab, 1)
+        alen = int(a["args"][0]) if ab in STRINGS and a["args"] else TEXT_BYTES.get(ab, 1)
         return None if alen >= longest else "%s -> %s is too short for the values" % (before_type, after_type)
-    if bb in _TEMPORAL_RANK and ab in _TEMPORAL_RANK:
+    if bb in TEMPORAL_RANK and ab in TEMPORAL_RANK:
         if bb == ab or {bb, ab} == {"datetime", "timestamp"}:
             bf = int(b["args"][0]) if b["args"] else 0
             af = int(a["args"][0]) if a["args"] else 0
@@ -431,11 +431,11 @@ def narrowing_reason(before_type: str, after_type: str, before_charset=None, aft
             if bb == "datetime" and ab == "timestamp":
                 return "datetime -> timestamp cannot hold dates outside 1970-2038"
             return None
-        if _TEMPORAL_RANK[ab] < _TEMPORAL_RANK[bb] or {bb, ab} == {"date", "time"}:
+        if TEMPORAL_RANK[ab] < TEMPORAL_RANK[bb] or {bb, ab} == {"date", "time"}:
             return "%s -> %s drops part of the value" % (before_type, after_type)
         return None
-    if bb in _INT_BYTES and ab in _STRINGS and a["args"]:
-        needed = len(str(_int_range(b)[0])) if not b["unsigned"] else len(str(_int_range(b)[1]))
+    if bb in INT_BYTES and ab in STRINGS and a["args"]:
+        needed = len(str(int_range(b)[0])) if not b["unsigned"] else len(str(int_range(b)[1]))
         return None if int(a["args"][0]) >= needed else "%s -> %s is too short for the numbers" % (
             before_type, after_type)
     return "%s -> %s changes the type family (values may not convert)" % (before_type, after_type)

@@ -72,7 +72,7 @@ def test_the_value_a_new_column_gives_existing_rows(spec, expected):
 def test_narrowing_predicates_count_the_values_a_change_cannot_keep(before, after, fragment):
     assert ddl_lint.narrowing_reason(before["type"], after["type"], before["charset"], after["charset"])
     pred = dc.narrowing_predicate("x", before, after)
-    assert pred.startswith("x IS NOT NULL AND (") and fragment in pred
+    assert fragment in pred
 
 
 def test_a_change_that_cannot_be_checked_by_a_query_has_no_predicate():
@@ -132,7 +132,8 @@ def test_renames_carry_the_real_column_and_table():
     narrowed = dict(renamed, columns=dict(renamed["columns"], alias=col("varchar(5)")))
     lin.step(ref(2), {}, hints(), {"staff": renamed}, {"staff": narrowed})
     (check,) = lin.checks
-    assert check["real_table"] == "emp" and check["pred_now"].startswith("%s.`nick` IS NOT NULL" % A)
+    assert check["real_table"] == "emp"
+    assert check["pred_now"] == "LENGTH({0}.`nick`) > 5 AND CHAR_LENGTH({0}.`nick`) > 5".format(A)
     assert lin.origins() == {"tables": {"staff": "emp"}, "columns": {"staff": {"id": "id", "alias": "nick",
                                                                                 "name": "name"}}}
     assert lin.lost_values() == []
@@ -176,7 +177,8 @@ def test_a_foreign_key_to_a_table_the_release_creates_counts_every_child_row_wit
     (check,) = lin.checks
     assert check["check"] == "foreign_key" and check["when"] == "now"
     assert check["sql_now"] == "SELECT COUNT(*) FROM `hr`.`emp` AS `c` WHERE (`c`.`nick`) IS NOT NULL"
-    assert "NOT EXISTS (SELECT 1 FROM `hr`.`nicks` AS `p` WHERE `p`.`nick` = `c`.`nick`)" in check["sql_way"]
+    assert check["sql_way"] == ("SELECT COUNT(*) FROM `hr`.`emp` AS `c` LEFT JOIN `hr`.`nicks` AS `p` ON `p`.`nick` = "
+                                "`c`.`nick` WHERE (`c`.`nick`) IS NOT NULL AND `p`.`nick` IS NULL")
 
 
 def test_a_new_unique_key_over_an_added_column_with_a_constant_default_is_checked():
