@@ -16,7 +16,7 @@ description:
     rows themselves.
   - Rows are compared by checksums per table over its non-virtual columns, in primary-key order, in chunks of
     I(chunk_rows) rows (as pt-table-checksum does; C(CHECKSUM TABLE) is unstable on tables with virtual columns).
-    Under I(checksum_budget_s): smallest tables first; a table that would not fit in its share of what is left of
+    Under I(checksum_budget_s), smallest tables first, a table that would not fit in its share of what is left of
     the budget is sampled (every n-th chunk), and C(sampled) names it. A table without a primary or NOT NULL
     unique key is checksummed whole.
   - Objects whose DEFINER account does not exist are restored as a stock client restores them, and named in

@@ -10,19 +10,44 @@ short_description: Apply DDL files statement by statement, with a real dry-run p
 description:
   - Splits the DDL files into statements (quotes, comments and the client's C(DELIMITER) handled, line numbers
     kept) and applies them in order to I(db).
-  - Before anything is applied, copies the structure of I(db) (tables with their foreign keys, views, routines,
-    triggers, events; no rows) into a temporary schema C(<db>__dbrelease_plan_<random>) on the same server, applies
-    the statements there and diffs normalised snapshots; that is the plan, with each object to create, alter or
-    drop and the statements that do it. The temporary schema is always dropped, also on failure.
-  - Lints before applying, and refuses (before anything is applied) destructive changes (dropping a table or
-    column, narrowing a column type, TRUNCATE, CREATE OR REPLACE of an existing table) unless
-    I(allow_destructive); new UNIQUE indexes over rows that already have duplicates (with the count); ALTERs
-    that would rebuild or lock a table larger than I(large_table_bytes) in production unless
-    I(allow_blocking_alter). Whether an ALTER can run C(INSTANT) or C(INPLACE) is found by trying it with
-    C(ALGORITHM=INSTANT), then C(ALGORITHM=INPLACE, LOCK=NONE), on the temporary copy; statements that cannot be
-    tried are judged by rules per server flavor and version. Non-idempotent statements are reported.
-  - C(changed) is true only when the normalised snapshot of I(db) (tables, columns, indexes, constraints,
-    views, routines, triggers, events) differs after the run, so a second run reports no change.
+  - Classifies every statement before anything runs, in check and real mode alike, as the server reads it
+    (executable comments, C(SET STATEMENT ... FOR)). Schema changes (CREATE / ALTER / DROP / RENAME of tables,
+    views, indexes, routines, triggers, events, sequences) and the session settings of DDL files and dumps
+    (C(SET NAMES), C(SET foreign_key_checks), C(USE) of I(db)) run; every other statement is refused with file,
+    statement number, line and why - data statements, dynamic SQL, C(CALL), accounts and privileges, server
+    state, C(HANDLER), C(XA), transactions and locks, queries, compound statements - unless its category is in
+    I(allow_statements). Statements acting on another database are always refused.
+  - Before anything is applied, copies the structure of I(db) (tables with their foreign keys, routines, views in
+    the order of their references, triggers, events; no rows) into a temporary schema C(<db>__dbrelease_plan_<random>)
+    on the same server and runs the statements there, one by one, as a temporary account that holds privileges on
+    that schema only (and owns every object of the copy), so nothing the statements do - dynamic SQL, names
+    resolved at run time, events and triggers that fire, stored functions - can change anything outside the
+    copy (the server refuses it, and the plan fails saying so). Allowed account and server statements are not
+    run on the copy. Schema qualifiers naming I(db) are rewritten identifier-aware (a table or column named like
+    the database keeps its name). The copy and the account are always removed, also on failure.
+  - The plan is the diff of normalised snapshots (DEFINER and SQL SECURITY included), with renames
+    (C(RENAME COLUMN), C(CHANGE old new), C(RENAME TABLE), case-only changes) planned as renames that keep the
+    data, and a table dropped and created again as C(recreate).
+  - Checks the current data against every change rows can break, before anything is applied, and refuses with
+    the count of offending rows - a column made NOT NULL over NULLs, a new CHECK that rows violate, a new
+    FOREIGN KEY with orphans, a new UNIQUE over duplicates, a type, length or character set narrowed below values
+    present. A check that depends on an earlier statement (a column it adds, then constrains) is evaluated
+    against the data as that statement leaves it; where that cannot be known (after an allowed data statement,
+    a CREATE ... SELECT) the plan says the check runs on the way, and the real run runs it right before its
+    statement and stops there if it fails.
+  - Refuses (before anything is applied) destructive changes - dropping a table or column, narrowing a column,
+    dropping and re-adding a column or a table of the same name in one release (its values are lost whatever the
+    new definition), CREATE OR REPLACE of an existing table, DROP / TRUNCATE PARTITION - unless
+    I(allow_destructive) allows them (all, or the named objects). Allowed data statements are listed among the
+    destructive changes and their affected rows are counted. Refuses ALTERs that would rebuild or lock a table
+    larger than I(large_table_bytes) in production unless I(allow_blocking_alter). Whether an ALTER can run
+    C(INSTANT) or C(INPLACE) is found by trying it on the temporary copy; statements that cannot be tried are
+    judged by rules per server flavor and version. Non-idempotent statements are reported.
+  - The real run leaves out the statements whose effect on the temporary copy was nil, and a
+    C(DROP ... IF EXISTS) + C(CREATE) of a view, routine, trigger or event that leaves it as it was (C(skipped),
+    with why), so a rerun does not drop and re-create unchanged triggers and routines.
+  - C(changed) is true when the normalised snapshot of I(db) differs after the run, or an allowed data statement
+    changed rows, so a second run reports no change.
   - With I(require_approved_plan), refuses to apply when the plan's hash (normalised plan plus the DDL files'
     sha256) differs from I(approved_plan), unless I(plan_override), and says which objects and files differ.
   - A failing statement stops the run; the message names file, statement number and line, and the statements
@@ -58,9 +83,24 @@ options:
     type: str
     default: staging
   allow_destructive:
-    description: Apply destructive changes instead of refusing them.
-    type: bool
+    description:
+      - C(true) applies every destructive change instead of refusing it; C(false) refuses them all.
+      - A list allows only the objects it names, so allowing one drop does not switch off the protection against
+        every other - C(orders) the table itself (dropping, re-creating, emptying it), C(orders.legacy_flag) one
+        column (dropping, narrowing, dropping and re-adding it), C(orders.*) every column of C(orders). Names with
+        dots or spaces are written in backticks (C(`odd.name`.col)).
+    type: raw
     default: false
+  allow_statements:
+    description:
+      - Statement categories run in the schema phase although they are not schema changes - C(data), C(dynamic),
+        C(call), C(account), C(server), C(query), C(transaction), C(maintenance), C(handler), C(xa),
+        C(compound), C(other). C(database) (acting on another database) cannot be allowed.
+      - Allowed data statements count as destructive changes, their affected rows are recorded (C(applied)) and
+        make the run C(changed). Allowed account and server statements are not run on the plan's copy.
+    type: list
+    elements: str
+    default: []
   allow_blocking_alter:
     description: In production, apply ALTERs that rebuild or lock tables larger than I(large_table_bytes).
     type: bool
@@ -106,7 +146,10 @@ author: dbrelease
 notes:
   - Connection options as in community.mysql (login_user, login_password, login_host, login_port,
     login_unix_socket, connect_timeout).
-  - The account needs CREATE and DROP on C(<db>__dbrelease_plan_%) besides the DDL privileges on I(db).
+  - The account needs CREATE and DROP on C(<db>__dbrelease_plan_%) with the GRANT OPTION, CREATE USER (the plan
+    runs as a temporary account C(dbrelease_plan_<random>) it creates and drops), and SET USER or SUPER (to give
+    the copy's triggers and functions that account as owner while binary logging is on), besides the DDL
+    privileges on I(db).
 requirements: [PyMySQL]
 """
 
@@ -135,7 +178,8 @@ changed:
   returned: always
   type: bool
 plan:
-  description: Objects to create, alter or drop, with the details and the statements that do it.
+  description: Objects to create, alter, rename, re-create or drop, with the details and the statements that do
+    it (C(renamed_from) for a renamed table).
   returned: when the plan was computed
   type: list
   sample: [{"object": "table outbox", "action": "create", "details": [], "statements": [{"file": "a.sql",
@@ -149,14 +193,35 @@ files:
   returned: always
   type: dict
 lint:
-  description: C(idempotence) (warnings), C(destructive), C(duplicates), C(alters) (algorithm, lock, table size,
-    blocking) and C(refused) (the reasons the run was refused).
+  description: C(idempotence) (warnings), C(destructive) (each with C(key), the object schema_allow_destructive
+    names, and C(allowed)), C(duplicates), C(alters) (algorithm, lock, table size, blocking), C(refused) (the
+    reasons the run was refused) and C(report) (lines for people).
   returned: always
   type: dict
 applied:
-  description: Statements executed on I(db), in order (file, index, line, sql).
+  description: Statements executed on I(db), in order (file, index, line, sql, rows - the affected rows).
   returned: always
   type: list
+skipped:
+  description: Statements the real run leaves out (file, index, line, sql, reason) - their effect on the copy
+    was nil, or they drop and re-create an object as it is, or they are only a comment for this server.
+  returned: when the plan was computed
+  type: list
+data_checks:
+  description: Every check of the current data against the new definitions - C(check) (not_null, check_constraint,
+    foreign_key, unique, narrowing), C(object), C(columns), C(statement), C(when) (C(now) before anything is
+    applied, C(on_the_way) right before its statement, C(unchecked)), C(depends_on) (earlier statements whose
+    effect it was evaluated with), C(rows) (offending rows; None until evaluated).
+  returned: when the plan was computed
+  type: list
+data_statements:
+  description: Allowed data statements that ran, with their affected rows.
+  returned: in a real run
+  type: list
+classified:
+  description: Number of statements of each category.
+  returned: when connected
+  type: dict
 failed_statement:
   description: The statement that failed (file, index, line, sql), with the server's error; C(connection_lost)
     is true when the connection to the server was lost while it ran.
