@@ -202,6 +202,11 @@ applied:
   description: Statements executed on I(db), in order (file, index, line, sql, rows - the affected rows).
   returned: always
   type: list
+not_on_copy:
+  description: Allowed account and server statements, which the plan does not run on its copy (file, index,
+    line, sql, reason); the real run runs them.
+  returned: when the plan was computed
+  type: list
 skipped:
   description: Statements the real run leaves out (file, index, line, sql, reason) - their effect on the copy
     was nil, or they drop and re-create an object as it is, or they are only a comment for this server.
@@ -441,15 +446,51 @@ def classify_statements(statements, db, flavor, version):
     return statements
 
 
+_DEFINITIONS = ("view", "procedure", "function", "trigger", "event")
+
+
+def _header_qualifiers(st):
+    """The schemas qualifying the object a CREATE / ALTER of a view, routine, trigger or event defines (and a
+    trigger's table): the names of its header, not those its body reads or writes when it runs."""
+    names = sqlident.qualified_names(sqlident.lex(st["effective"]))
+    words = [n["parts"][0][0].upper() if len(n["parts"]) == 1 else None for n in names]
+    found = set()
+
+    def schema_of_next(i):
+        for name in names[i + 1:]:
+            if len(name["parts"]) == 1 and name["parts"][0][0].upper() in ("IF", "NOT", "EXISTS"):
+                continue
+            if len(name["parts"]) >= 2:
+                found.add(name["parts"][0][0])
+            return
+
+    for i, word in enumerate(words):
+        if word in ("VIEW", "PROCEDURE", "FUNCTION", "TRIGGER", "EVENT"):
+            schema_of_next(i)
+            break
+    if st["class"].get("kind") == "trigger" and "ON" in words:
+        schema_of_next(words.index("ON"))
+    return found
+
+
 def statement_refusals(statements, db, allowed):
-    """Why statements may not run in the schema phase: a list of messages naming file, statement and line."""
+    """Why statements may not run in the schema phase: a list of messages naming file, statement and line.
+
+    A statement may name another schema only inside the body of a view, routine, trigger or event it defines
+    (a view over another schema's table, a trigger writing an audit schema): defining them changes nothing
+    there. Those schemas are kept in `reads` (the plan's account may read them)."""
     refusals = []
     for st in statements:
         info = st["class"]
         category = info["category"]
+        st["reads"] = set()
         if category in (classify.SCHEMA, classify.SESSION, classify.NOOP):
             others = {q for q in sqlident.schema_qualifiers(st["effective"]) if q != db and
                       q.lower() not in READ_ONLY_SCHEMAS}
+            verb = (info.get("verb") or "").lower()
+            if others and info.get("kind") in _DEFINITIONS and verb in ("create", "alter"):
+                st["reads"] = others - _header_qualifiers(st)
+                others = others & _header_qualifiers(st)
             if others:
                 refusals.append("%s names schema %s; the DDL files may only change objects of %s (a dry run on a "
                                 "copy could not keep the other schema untouched)" % (
@@ -588,7 +629,8 @@ def compute_plan(conn, copy, statements, flavor, version, target_objects, create
     runnable = [st for st in statements if st["class"]["category"] not in (classify.NOOP,) + classify.NOT_ON_COPY]
     scope = None if full_copy else schema.plan_scope(runnable, target_objects, modified_tables(runnable))
     try:
-        copy.create(target_objects, creates_before, scope)
+        copy.create(target_objects, creates_before, scope,
+                    reads=set().union(*[st.get("reads", set()) for st in statements]))
     except plancopy.CopyError as exc:
         raise SchemaFailure("%s; nothing was applied to %s" % (exc, db), {}) from None
     temp_before = copy.real_definers(schema.snapshot(conn, tmp, flavor)["objects"])
@@ -890,6 +932,9 @@ def run(params, check_mode=False, diff_mode=False):
             if st["class"]["category"] == classify.NOOP:
                 skips[i] = plan["effects"][i]["why"]
         result["skipped"] = [dict(ddl_lint.ref(statements[i]), reason=why) for i, why in sorted(skips.items())]
+        result["not_on_copy"] = [dict(ddl_lint.ref(st), reason=plan["effects"][i]["why"])
+                                 for i, st in enumerate(statements)
+                                 if st["class"]["category"] in classify.NOT_ON_COPY]
         result["plan_seconds"] = round(time.monotonic() - started, 3)
         if diff_mode:
             result["diff"] = diff_text(changes, creates_before, plan["after_texts"], db)
@@ -960,7 +1005,9 @@ def run(params, check_mode=False, diff_mode=False):
                               c["object"], c["check"], _refs_text([c["statement"]]))
                            for c in checks if c["when"] == "unchecked"] +
                           ["skipped: %s #%d (line %d): %s" % (k["file"], k["index"], k["line"], k["reason"])
-                           for k in result["skipped"]])
+                           for k in result["skipped"]] +
+                          ["%s #%d (line %d) %s" % (k["file"], k["index"], k["line"], k["reason"])
+                           for k in result["not_on_copy"]])
 
         # Promotion gate.
         if params["require_approved_plan"]:

@@ -129,9 +129,10 @@ class PlanCopy:
         self.problems = problems
 
     # -- creation ----------------------------------------------------------------------------------------------
-    def create(self, objects, creates, scope=None):
+    def create(self, objects, creates, scope=None, reads=()):
         """Create the temporary schema, the account, and the copy of `objects` (their SHOW CREATE texts in
-        `creates`), limited to `scope` (schema.plan_scope) when given. Returns the creates copied."""
+        `creates`), limited to `scope` (schema.plan_scope) when given. The account may read the schemas the
+        copied views read, and `reads`. Returns the creates copied."""
         if scope is not None:
             creates = dict(creates)
             creates["tables"] = {n: t for n, t in creates["tables"].items() if n in scope["tables"]}
@@ -149,7 +150,7 @@ class PlanCopy:
             cur.execute("CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (quote_ident(self.tmp), charset,
                                                                            collation))
             self.created_schema = True
-        self._create_account(creates)
+        self._create_account(creates, reads)
         with self.conn.cursor() as cur:
             cur.execute("USE %s" % quote_ident(self.tmp))
             cur.execute("SET SESSION foreign_key_checks = 0")
@@ -174,9 +175,9 @@ class PlanCopy:
             cur.execute("USE %s" % quote_ident(self.db))
         return creates
 
-    def _create_account(self, creates):
+    def _create_account(self, creates, reads=()):
         password = secrets.token_hex(24)
-        others = set()
+        others = set(reads)
         for text in creates["views"].values():
             others |= schema_qualifiers(text)
         others -= {self.db, self.tmp, "information_schema", "performance_schema"}

@@ -402,6 +402,8 @@ def test_a_change_to_a_referenced_key_fails_on_the_copy_as_it_would_for_real(mar
     ("CREATE TABLE IF NOT EXISTS {other}.t (id INT PRIMARY KEY)", "names schema {other}"),
     ("USE {other}", "names schema {other}"),
     ("DROP DATABASE IF EXISTS {other}", "acts on a whole database"),
+    ("CREATE OR REPLACE VIEW `{other}`.v AS SELECT 1 AS one", "names schema {other}"),
+    ("CREATE TRIGGER IF NOT EXISTS tr BEFORE INSERT ON {other}.t FOR EACH ROW SET @a = 1", "names schema {other}"),
 ])
 def test_statements_reaching_outside_the_target_schema_are_refused_before_anything_runs(
         mariadb, appdb, admin_params, tmp_path, statement, message):
@@ -461,3 +463,23 @@ def test_an_account_without_super_plans_with_grants_on_the_database_and_its_plan
         assert result["plan_copied"]["triggers"] == 1 and temp_schemas(mariadb) == []
     finally:
         mariadb.sql(["SET GLOBAL log_bin_trust_function_creators = 0", "DROP USER IF EXISTS '%s'@'localhost'" % user])
+
+
+def test_a_view_and_a_trigger_may_read_and_write_another_schema_in_their_bodies(mariadb, appdb, admin_params,
+                                                                                  tmp_path):
+    other = appdb + "_audit"
+    mariadb.sql(["CREATE DATABASE `%s`" % other, "CREATE TABLE `%s`.log (what VARCHAR(40))" % other,
+                 "INSERT INTO `%s`.log VALUES ('kept')" % other])
+    try:
+        f = ddl(tmp_path, "cross.sql", "CREATE OR REPLACE VIEW audit_log AS SELECT what FROM `%s`.log;\n"
+                                       "CREATE TRIGGER IF NOT EXISTS users_audit AFTER INSERT ON users FOR EACH ROW "
+                                       "INSERT INTO `%s`.log VALUES ('user');\n" % (other, other))
+        plan = schema_apply.run(params(admin_params, appdb, [f]), check_mode=True)
+        assert [(c["object"], c["action"]) for c in plan["plan"]] == [
+            ("view audit_log", "create"), ("trigger users_audit", "create")]
+        result = schema_apply.run(params(admin_params, appdb, [f]))
+        assert [(c["object"], c["action"]) for c in result["changes"]] == [
+            ("view audit_log", "create"), ("trigger users_audit", "create")]
+        assert mariadb.sql("SELECT what FROM `%s`.audit_log" % appdb) == (("kept",),)
+    finally:
+        mariadb.sql("DROP DATABASE IF EXISTS `%s`" % other)
