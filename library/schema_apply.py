@@ -614,12 +614,15 @@ def _failed_on_copy(st, db, exc):
         {"failed_statement": dict(ddl_lint.ref(st), error="(%s) %s" % (code, text))})
 
 
-def compute_plan(conn, copy, statements, flavor, version, target_objects, creates_before, full_copy=False):
+def compute_plan(conn, copy, statements, flavor, version, target_objects, creates_before, full_copy=False,
+                 checks_known=None):
     """Copy the schema into `copy`, run the statements there one by one as the temporary account, and diff.
 
     Returns a dict: `changes` (the plan), `alters` (ALGORITHM trials), `after_texts`, `copied` (objects per
     kind), `effects` (per statement: ran, changed, the touched objects before and after), `lineage`
-    (datachecks.Lineage: the data checks and what the release loses). The caller closes `copy` (finally).
+    (datachecks.Lineage: the data checks and what the release loses). `checks_known(lineage)` is called as soon
+    as every statement ran on the copy (the data checks are then known; they can run while the plan finishes).
+    The caller closes `copy` (finally).
     """
     import pymysql
 
@@ -680,6 +683,8 @@ def compute_plan(conn, copy, statements, flavor, version, target_objects, create
         # A column dropped and re-added, or a table replaced, loses values the structure does not show: never nil.
         changed = before != after or only is None or bool(hints["readded"]) or hints["replace"]
         effects.append({"ran": True, "changed": changed, "before": before, "after": after})
+    if checks_known is not None:
+        checks_known(lineage)
     temp_after = copy.real_definers(schema.snapshot(conn, tmp, flavor)["objects"])
     changes = schema.diff(temp_before, temp_after, lineage.origins())
     after_texts = {}
@@ -912,14 +917,21 @@ def run(params, check_mode=False, diff_mode=False):
         # The plan, on a temporary copy (and a temporary account) that are always removed.
         tmp = temp_schema_name(db, params.get("temp_schema_prefix") or "__dbrelease_plan_")
         result["temp_schema"] = tmp
+        # The data checks read the real tables on connections of their own, from the moment they are known
+        # (every statement ran on the copy) while the plan finishes (final snapshot, diff, dropping the copy).
+        checking = DataChecks(params, db, _scan_keys(before))
         try:
             with PlanCopy(conn, params, db, tmp, flavor, version) as copy:
                 plan = compute_plan(conn, copy, statements, flavor, version, before["objects"], creates_before,
-                                    full_copy=params.get("plan_copy") == "full")
+                                    full_copy=params.get("plan_copy") == "full", checks_known=checking.start)
             if copy.problems:
                 result.setdefault("warnings", []).extend("could not " + p for p in copy.problems)
         except SchemaFailure as exc:
+            checking.wait(conn)
             exc.result = dict(result, **exc.result)
+            raise
+        except Exception:
+            checking.wait(conn)
             raise
         changes, alters, lineage = plan["changes"], plan["alters"], plan["lineage"]
         result["plan_copied"] = plan["copied"]
@@ -939,13 +951,9 @@ def run(params, check_mode=False, diff_mode=False):
         if diff_mode:
             result["diff"] = diff_text(changes, creates_before, plan["after_texts"], db)
 
-        # Data checks against the current data (one scan per table for the row-level ones).
-        checks_started = time.monotonic()
+        # Data checks against the current data: wait for them (they started before the plan finished).
         checks = lineage.checks
-        datachecks.evaluate(conn, db, [c for c in checks if c["when"] == "now"], "now",
-                            connect=lambda: connect(params), workers=DATA_CHECK_WORKERS,
-                            tables=_scan_keys(before))
-        result["data_checks_seconds"] = round(time.monotonic() - checks_started, 3)
+        result["data_checks_seconds"] = checking.wait(conn)
         result["data_checks"] = [_public_check(c) for c in checks]
 
         # Lint over the plan.
@@ -1130,6 +1138,48 @@ def _after_failure(conn, db, flavor, result, before, statements, creates_before,
     result["changes"] = public_plan(actual)
     result["changed"] = bool(actual)
     return result
+
+
+class DataChecks:
+    """The plan's data checks (the `now` ones), run in a thread of their own on connections of their own, so
+    they overlap with the end of the plan. `wait()` returns the seconds the run waited for them after the plan
+    (what they added to it); it runs them on `conn` when no second connection can be made."""
+
+    def __init__(self, params, db, tables):
+        self.params, self.db, self.tables = params, db, tables
+        self.thread = None
+        self.checks = None
+        self.error = None
+
+    def start(self, lineage):
+        import threading
+
+        self.checks = [c for c in lineage.checks if c["when"] == "now"]
+        try:
+            first = connect(self.params)
+        except DbError:
+            return  # run them in wait(), on the plan's connection
+        self.thread = threading.Thread(target=self._run, args=(first,), daemon=True)
+        self.thread.start()
+
+    def _run(self, first):
+        try:
+            datachecks.evaluate(first, self.db, self.checks, "now", connect=lambda: connect(self.params),
+                                workers=DATA_CHECK_WORKERS, tables=self.tables)
+        except Exception as exc:  # noqa: BLE001 - re-raised by wait() in the module's thread
+            self.error = exc
+        finally:
+            close_quietly(first)
+
+    def wait(self, conn):
+        started = time.monotonic()
+        if self.thread is not None:
+            self.thread.join()
+        elif self.checks:
+            datachecks.evaluate(conn, self.db, self.checks, "now", tables=self.tables, workers=1)
+        if self.error is not None:
+            raise self.error
+        return round(time.monotonic() - started, 3)
 
 
 def _scan_keys(snap):

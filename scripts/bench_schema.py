@@ -8,9 +8,8 @@ and unique indexes, foreign keys to `users` on a third of them, a view for every
 
 Then fills `big_orders` with --rows rows (2 M) and plans a release that the data checks must verify against every
 row: a column made NOT NULL and shortened, a new CHECK, a character set narrowed to latin1, a new foreign key
-(over clean data, so the plan passes). The plan's own time (copy, apply on the copy, diff: `plan_seconds`) is
-compared with the data checks' (`data_checks_seconds`): plan plus checks must stay within --checks-ratio (2) times
-the plan without them.
+(over clean data, so the plan passes), alternately with the data checks and with them made a no-op: the run with
+them must stay within --checks-ratio (2) times the run without them.
 
     .venv/bin/python scripts/bench_schema.py [--tables 200] [--runs 3] [--limit 5.0] [--rows 2000000] [--json]
 
@@ -95,15 +94,25 @@ def fill_big_orders(box, rows):
 
 
 def bench_data_checks(params, runs):
-    """(plan seconds, data check seconds, checks) of a check-mode plan over big_orders, medians of `runs`."""
-    plans, checks, found = [], [], []
+    """(plan seconds without the data checks, with them, checks found, the runs of each): the same check-mode run
+    over big_orders, alternately with the data checks and with them made a no-op; medians of `runs`."""
+    p = dict(params, ddl_files=[], ddl_names=["data_checks.sql"], ddl_contents=[DATA_CHECK_DDL],
+             allow_destructive=True)
+    real_evaluate = schema_apply.datachecks.evaluate
+    without, with_checks, found = [], [], []
     for _ in range(runs):
-        result = schema_apply.run(dict(params, ddl_files=[], ddl_names=["data_checks.sql"],
-                                       ddl_contents=[DATA_CHECK_DDL], allow_destructive=True), check_mode=True)
-        plans.append(result["plan_seconds"])
-        checks.append(result["data_checks_seconds"])
+        schema_apply.datachecks.evaluate = lambda conn, db, checks, mode, **kw: checks
+        try:
+            started = time.perf_counter()
+            schema_apply.run(p, check_mode=True)
+            without.append(round(time.perf_counter() - started, 3))
+        finally:
+            schema_apply.datachecks.evaluate = real_evaluate
+        started = time.perf_counter()
+        result = schema_apply.run(p, check_mode=True)
+        with_checks.append(round(time.perf_counter() - started, 3))
         found = [(c["check"], c["rows"]) for c in result["data_checks"]]
-    return statistics.median(plans), statistics.median(checks), found, plans, checks
+    return statistics.median(without), statistics.median(with_checks), found, without, with_checks
 
 
 def main(argv=None) -> int:
@@ -152,7 +161,7 @@ def main(argv=None) -> int:
         fill_started = time.perf_counter()
         fill_big_orders(box, args.rows)
         fill_seconds = time.perf_counter() - fill_started
-        plan_s, checks_s, found, plan_runs, check_runs = bench_data_checks(params, args.runs)
+        plan_s, with_s, found, plan_runs, check_runs = bench_data_checks(params, args.runs)
         leftovers = box.sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE "
                             "'%dbrelease_plan%'")[0][0]
         report = {
@@ -160,8 +169,8 @@ def main(argv=None) -> int:
             "ddl": str(EXAMPLE_DDL.relative_to(ROOT)), "runs": [round(t, 3) for t in timings],
             "median_seconds": round(statistics.median(timings), 3), "limit_seconds": args.limit,
             "plan": plan, "temp_schemas_left": int(leftovers), "copy": args.copy, "copied": copied,
-            "data_checks": {"rows": args.rows, "plan_seconds": plan_s, "checks_seconds": checks_s,
-                            "ratio": round((plan_s + checks_s) / plan_s, 2) if plan_s else None,
+            "data_checks": {"rows": args.rows, "plan_seconds": plan_s, "with_checks_seconds": with_s,
+                            "ratio": round(with_s / plan_s, 2) if plan_s else None,
                             "limit_ratio": args.checks_ratio, "checks": found, "plan_runs": plan_runs,
                             "check_runs": check_runs, "fill_seconds": round(fill_seconds, 1)},
             "load_before": load_before,
@@ -177,9 +186,9 @@ def main(argv=None) -> int:
         print("plan: %s" % ", ".join("%s %s" % (a, o) for o, a in report["plan"]))
         print("temporary copy (%s): %s" % (args.copy, ", ".join("%d %s" % (n, k) for k, n in copied.items())))
         dc = report["data_checks"]
-        print("data checks on %d rows: plan %.2f s, checks %.2f s (%s), plan plus checks %.2fx the plan, limit %.1fx"
-              % (dc["rows"], dc["plan_seconds"], dc["checks_seconds"], ", ".join("%s=%s" % c for c in dc["checks"]),
-                 dc["ratio"], dc["limit_ratio"]))
+        print("data checks on %d rows: dry-run %.2f s without them, %.2f s with them (%s): %.2fx, limit %.1fx"
+              % (dc["rows"], dc["plan_seconds"], dc["with_checks_seconds"],
+                 ", ".join("%s=%s" % c for c in dc["checks"]), dc["ratio"], dc["limit_ratio"]))
     dc = report["data_checks"]
     checks_ok = dc["ratio"] is not None and dc["ratio"] <= dc["limit_ratio"] and all(r == 0 for _c, r in dc["checks"])
     ok = report["median_seconds"] <= args.limit and report["temp_schemas_left"] == 0 and checks_ok
@@ -207,18 +216,20 @@ def update_docs(report, ok):
         "",
         "### Data checks on %s rows" % "{:,}".format(report["data_checks"]["rows"]),
         "",
-        "The same dry-run of a release over `big_orders` (%s rows, clean data): a column made NOT NULL and "
-        "shortened, a new CHECK, a character set narrowed to latin1, a new foreign key. `plan` is the copy, the "
-        "statements on it and the diff; `checks` counts the offending rows of every check against the real table "
-        "(one scan for all of them, the foreign key's parent looked up per row). Target: plan plus checks within "
-        "%.0fx the plan without them. Medians of %d runs; the server's buffer pool (512 MiB) holds the table." % (
+        "The check-mode run of a release over `big_orders` (%s rows, clean data): a column made NOT NULL and "
+        "shortened, a new CHECK, a character set narrowed to latin1, a new foreign key; alternately with the data "
+        "checks and with them made a no-op (the plan without them: copy, statements on the copy, diff). The "
+        "checks count the offending rows against the real table: one scan for the row-level ones (two key ranges "
+        "on two connections), the foreign key by its index's distinct values; they start as soon as the last "
+        "statement ran on the copy. Target: the run with them within %.0fx the run without them. Medians of %d "
+        "runs; the server's buffer pool (512 MiB) holds the table." % (
             "{:,}".format(report["data_checks"]["rows"]), report["data_checks"]["limit_ratio"], len(report["runs"])),
         "",
-        "| plan | checks | plan + checks / plan | target | result | checks found |",
+        "| without the checks | with them | ratio | target | result | checks found |",
         "| --- | --- | --- | --- | --- | --- |",
         "| %.2f s (%s) | %.2f s (%s) | %.2fx | <= %.0fx | %s | %s |" % (
             report["data_checks"]["plan_seconds"], ", ".join("%.2f" % t for t in report["data_checks"]["plan_runs"]),
-            report["data_checks"]["checks_seconds"],
+            report["data_checks"]["with_checks_seconds"],
             ", ".join("%.2f" % t for t in report["data_checks"]["check_runs"]),
             report["data_checks"]["ratio"] or 0, report["data_checks"]["limit_ratio"],
             "met" if ok else "MISSED", ", ".join("%s: %s rows" % c for c in report["data_checks"]["checks"])),
