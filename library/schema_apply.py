@@ -134,7 +134,8 @@ options:
     type: str
     choices: [referenced, full]
     default: referenced
-extends_documentation_fragment: []
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -144,8 +145,6 @@ attributes:
     details: before and after C(SHOW CREATE) definitions of every object the plan touches.
 author: dbrelease
 notes:
-  - Connection options as in community.mysql (login_user, login_password, login_host, login_port,
-    login_unix_socket, connect_timeout).
   - The account needs CREATE and DROP on C(<db>__dbrelease_plan_%) with the GRANT OPTION, CREATE USER (the plan
     runs as a temporary account C(dbrelease_plan_<random>) it creates and drops), and SET USER or SUPER (to give
     the copy's triggers and functions that account as owner while binary logging is on), besides the DDL
@@ -154,6 +153,7 @@ requirements: [PyMySQL]
 """
 
 EXAMPLES = r"""
+# The connection (login_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: Apply the release DDL
   schema_apply:
     db: arisgourmet
@@ -162,8 +162,6 @@ EXAMPLES = r"""
     environment: production
     require_approved_plan: true
     approved_plan: "{{ lookup('ansible.builtin.file', 'plans/v1.2.0/arisgourmet.json') | from_json }}"
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
   register: __schema_result
   no_log: true
 """
@@ -265,6 +263,12 @@ server:
   description: Server version and flavor.
   returned: when connected
   type: dict
+record:
+  description: What the release record keeps (phases.schema) - C(plan_sha256), C(plan), C(changes), C(applied),
+    C(failed_statement), C(files), C(lint), C(plan_gate), C(pre_sha256), C(post_sha256), C(table_sizes),
+    C(temp_schema), C(plan_seconds). Also on a refusal or a failed statement.
+  returned: always
+  type: dict
 """
 
 import hashlib
@@ -287,6 +291,7 @@ from ansible.module_utils.dbrelease.db import (
 )
 from ansible.module_utils.dbrelease.plancopy import PlanCopy
 from ansible.module_utils.dbrelease.sqlsplit import SplitError, split_sql, summary
+from ansible.module_utils.dbrelease.units import human_bytes
 
 # Server errors that mean "this ALGORITHM/LOCK is not supported for this ALTER".
 ALGORITHM_NOT_SUPPORTED = (1845, 1846)
@@ -988,7 +993,7 @@ def run(params, check_mode=False, diff_mode=False):
         for alter in alters:
             size = before["sizes"].get(alter["table"], 0)
             alter["table_bytes"] = size
-            alter["table_size"] = ddl_lint.human_bytes(size)
+            alter["table_size"] = human_bytes(size)
             alter["rows_estimate"] = before["rows"].get(alter["table"], 0)
             alter["blocking"] = ddl_lint.blocking(alter["algorithm"], alter["lock"])
             if alter["blocking"] and size > params["large_table_bytes"] and production and \
@@ -998,7 +1003,7 @@ def run(params, check_mode=False, diff_mode=False):
                                    summary(alter["statement"]),
                                    "copy" if alter["algorithm"] == "copy" else "lock",
                                    alter["table"], alter["table_size"],
-                                   ddl_lint.human_bytes(params["large_table_bytes"])))
+                                   human_bytes(params["large_table_bytes"])))
         lint["alters"] = alters
         lint["report"] = (["not idempotent: %s #%d (line %d): %s" % (f["file"], f["index"], f["line"], f["finding"])
                            for f in lint["idempotence"]] +
@@ -1211,18 +1216,45 @@ def _public_check(check):
     return out
 
 
+RECORD_KEYS = ("plan_sha256", "plan", "changes", "applied", "failed_statement", "files", "lint", "plan_gate",
+               "pre_sha256", "post_sha256", "table_sizes", "temp_schema", "plan_seconds", "skipped",
+               "not_on_copy", "data_checks", "data_statements", "data_checks_seconds", "classified")
+RECORD_DEFAULTS = {"plan_sha256": "", "plan": [], "changes": [], "applied": [], "failed_statement": {}, "files": {},
+                   "lint": {}, "plan_gate": {"status": "not required"}, "pre_sha256": "", "post_sha256": "",
+                   "table_sizes": {}, "temp_schema": "", "plan_seconds": None, "skipped": [], "not_on_copy": [],
+                   "data_checks": [], "data_statements": [], "data_checks_seconds": None, "classified": {}}
+
+
+def record_part(result):
+    """What the release record keeps of the phase (every key, with its default when this run did not get there)."""
+    return {key: result.get(key, RECORD_DEFAULTS[key]) for key in RECORD_KEYS}
+
+
+def result_line(result):
+    """One line for the operator: the plan, what the real run leaves out, and the lint findings."""
+    plan = ", ".join("%s %s" % (c.get("action"), c.get("object")) for c in result.get("plan") or [])
+    plan = plan or "nothing to change"
+    checks = result.get("data_checks") or []
+    checked = " (data checks: %d against the current rows%s)" % (
+        len([c for c in checks if c.get("when") == "now"]),
+        ", %d on the way" % len([c for c in checks if c.get("when") == "on_the_way"])
+        if any(c.get("when") == "on_the_way" for c in checks) else "") if checks else ""
+    findings = (result.get("lint") or {}).get("report") or []
+    return "plan: %s%s%s" % (plan, checked, ("; lint: " + " | ".join(findings)) if findings else "")
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_pymysql(module)
     try:
         result = run(module.params, check_mode=module.check_mode, diff_mode=module._diff)
     except SchemaFailure as exc:
-        module.fail_json(msg=scrub(exc.msg, module.params), **exc.result)
+        module.fail_json(msg=scrub(exc.msg, module.params), record=record_part(exc.result), **exc.result)
     except Exception as exc:  # a server error outside a statement (connection lost, privileges)
         module.fail_json(msg=scrub("schema_apply on %s: %s" % (endpoint(module.params), exc), module.params))
     for warning in result.pop("warnings", []):
         module.warn(warning)
-    module.exit_json(**result)
+    module.exit_json(msg=result_line(result), record=record_part(result), **result)
 
 
 if __name__ == "__main__":

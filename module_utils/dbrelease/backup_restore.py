@@ -20,10 +20,10 @@ import subprocess
 import tempfile
 import time
 
-from ansible.module_utils.dbrelease import backup as plan
+from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease import backup_compare as cmp
 from ansible.module_utils.dbrelease.backup import BackupError
-from ansible.module_utils.dbrelease.backup_io import CHUNK, _kill
+from ansible.module_utils.dbrelease.backup_io import CHUNK, kill_process
 from ansible.module_utils.dbrelease.db import DbError, client_option_file, connect, quote_ident, scrub
 from ansible.module_utils.dbrelease.sqlident import rewrite_schema
 
@@ -92,7 +92,7 @@ def restore_command(client, option_file, database, skip_binlog=True) -> list[str
 def restore(params, tools, path, target, skip_binlog=True, source=None) -> dict:
     """Stream `path` (decompressed, events disabled, views naming `source` retargeted) into the existing database
     `target`. Raises BackupError."""
-    compression = plan.compression_of(path)
+    compression = codec.compression_of(path)
     if compression is None:
         raise BackupError("%s is neither .sql.gz nor .sql.zst" % path, check="restore")
     dec_err, cli_err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
@@ -102,7 +102,7 @@ def restore(params, tools, path, target, skip_binlog=True, source=None) -> dict:
     try:
         with client_option_file(params) as option_file:
             with open(path, "rb") as src:
-                dec = subprocess.Popen(plan.decompress_command(compression, tools), stdin=src,
+                dec = subprocess.Popen(codec.decompress_command(compression, tools), stdin=src,
                                        stdout=subprocess.PIPE, stderr=dec_err)
             cli = subprocess.Popen(restore_command(tools["client"], option_file, target, skip_binlog),
                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=cli_err)
@@ -134,7 +134,7 @@ def restore(params, tools, path, target, skip_binlog=True, source=None) -> dict:
                 path, target, cli_rc, scrub(cli_err.read().decode("utf-8", "replace").strip()[-800:], params)),
                 check="restore")
     finally:
-        _kill(dec, cli)
+        kill_process(dec, cli)
         for proc in (dec, cli):
             if proc is not None and proc.stdout is not None:
                 proc.stdout.close()
@@ -217,11 +217,3 @@ def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=T
                   live_differences=dict(live, **{t: dict(live.get(t, {}), contents=v) for t, v in sum_live.items()}),
                   dropped=drop_error is None, durations_s={k: round(v, 3) for k, v in durations.items()})
     return report
-
-
-def restore_only(params, tools, path, target, skip_binlog=True, source=None) -> float:
-    """Restore into an existing database (benchmarks); returns seconds."""
-    t0 = time.monotonic()
-    restore(params, tools, path, target, skip_binlog, source=source)
-    return time.monotonic() - t0
-

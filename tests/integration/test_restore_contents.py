@@ -47,7 +47,7 @@ def dump(mariadb, films, tmp_path_factory):
 
 
 def restore_test(mariadb, db, path, **extra):
-    return run_module("backup_restore_test", dict(login_params(mariadb), path=path, database=db, **extra))
+    return run_module("backup_restore_check", dict(login_params(mariadb), path=path, database=db, **extra))
 
 
 def test_a_real_schema_restores_with_equal_checksums_and_names_missing_definers(mariadb, films, dump):
