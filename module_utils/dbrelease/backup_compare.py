@@ -292,15 +292,14 @@ def table_checksums(conn, source: str, copy: str, layouts: dict, budget_s: float
                         needed = t_first * estimate_chunks
                         if needed > share and share > 0:
                             step = max(2, math.ceil(needed / share))
-                            entry["sampled"] = True
                         elif share <= 0 and estimate_chunks > 1:
                             step = estimate_chunks  # the budget is spent: the first and last chunks only
-                            entry["sampled"] = True
                 entry["chunks"] += 1
                 index += 1
                 if upper is None:
                     break
                 lower = upper
+            entry["sampled"] = entry["checked"] < entry["chunks"]
             if entry["sampled"]:
                 entry["every"] = step
     return results

@@ -195,7 +195,8 @@ def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=T
             count_problems, live = cmp.compare_counts(counts_src, counts_copy, exact_counts)
             durations["compare"] = time.monotonic() - t0
             t0 = time.monotonic()
-            layouts = {t: spec for t, spec in cmp.table_layouts(conn, database).items() if t in copy["tables"]}
+            layouts = {t: dict(spec, rows_estimate=counts_src.get(t, spec["rows_estimate"]))  # exact, not stats
+                       for t, spec in cmp.table_layouts(conn, database).items() if t in copy["tables"]}
             checksums = cmp.table_checksums(conn, database, target, layouts, budget_s=checksum_budget_s,
                                             chunk_rows=chunk_rows)
             sum_problems, sum_live = cmp.compare_checksums(checksums, exact_counts)
