@@ -153,7 +153,7 @@ def main():
     params = module.params
     if module.check_mode:
         module.exit_json(changed=False, throwaway=backup_compare.restore_name(params["database"], "<random>"),
-                         record={"restore_test": {"ran": False, "reason": "check mode"}},
+                         record={"restore_test": {"ran": False, "reason": "check mode: a dry run restores nothing"}},
                          msg="would restore %s into a throwaway copy of %s and compare" % (
                              params["path"], params["database"]))
     tools = backup_stream.find_tools()

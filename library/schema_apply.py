@@ -497,12 +497,14 @@ def statement_refusals(statements, db, allowed):
                 st["reads"] = others - _header_qualifiers(st)
                 others = others & _header_qualifiers(st)
             if others:
+                st["refused"] = "names schema %s" % ", ".join(sorted(others))
                 refusals.append("%s names schema %s; the DDL files may only change objects of %s (a dry run on a "
                                 "copy could not keep the other schema untouched)" % (
                                     summary(st), ", ".join(sorted(others)), db))
             continue
         if category in allowed and category != "database":
             continue
+        st["refused"] = info["reason"]
         if category == "database":
             refusals.append("%s %s; the DDL files may only change objects of %s" % (summary(st), info["reason"], db))
         else:
@@ -893,10 +895,6 @@ def run(params, check_mode=False, diff_mode=False):
         # Every statement is classified before anything runs, in check and real mode alike.
         classify_statements(statements, db, flavor, version)
         result["classified"] = {c: n for c, n in sorted(_category_counts(statements).items())}
-        refusals = statement_refusals(statements, db, allowed)
-        if refusals:
-            lint["refused"] = refusals
-            raise SchemaFailure("refused before anything ran on %s: %s" % (db, " | ".join(refusals)), result)
         with conn.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (db,))
             if not cur.fetchone()[0]:
@@ -912,6 +910,13 @@ def run(params, check_mode=False, diff_mode=False):
         result["pre_sql"] = schema.export_sql(creates_before, db)
         result["table_sizes"] = {t: {"bytes": before["sizes"][t], "rows_estimate": before["rows"][t]}
                                  for t in sorted(before["sizes"])}
+        # Refused before anything runs (the snapshots above only read): nothing of the release reaches the server.
+        refusals = statement_refusals(statements, db, allowed)
+        if refusals:
+            lint["refused"] = refusals
+            first = next(st for st in statements if st.get("refused"))
+            result["failed_statement"] = dict(ddl_lint.ref(first), error="refused: " + first["refused"])
+            raise SchemaFailure("refused before anything ran on %s: %s" % (db, " | ".join(refusals)), result)
 
         previous = {}
         for st in statements:
