@@ -92,3 +92,40 @@ def test_a_changed_row_with_the_same_count_is_found_by_its_chunk(mariadb, films,
     live = restore_test(mariadb, films, path, chunk_rows=5000, exact_counts=False)
     assert not live.get("failed"), live.get("msg")
     assert live["live_differences"]["many"]["contents"]["chunks_differing"] == 1
+
+
+def test_the_restore_test_runs_when_release_environment_is_unset_and_the_report_says_when_it_does_not(
+        mariadb, films, tmp_path):
+    import json
+
+    from conftest import ADMIN_PASSWORD, ADMIN_USER
+    from helpers import FINISH, PLAY_HEADER, local_host_vars, run_playbook, write_inventory
+
+    playbook = tmp_path / "backup_then_finish.yml"
+    playbook.write_text("- name: Backup phase\n  hosts: databases\n  gather_facts: false\n  tags: [backup]\n" +
+                        PLAY_HEADER + "  roles:\n    - role: backup\n" + FINISH)
+
+    def backup_phase(name, **extra):
+        hv = local_host_vars(mariadb, ADMIN_USER, ADMIN_PASSWORD, release_db_name=films, release_version="v9-" + name,
+                             release_backup_dir=str(tmp_path / name / "backups"), lock_enabled=False,
+                             release_artifacts_dir=str(tmp_path / name / "artifacts"), **extra)
+        inventory = write_inventory(tmp_path / name / "hosts.yml", {"db1": hv})
+        result = run_playbook(playbook, inventory)
+        release_dir = tmp_path / name / "artifacts" / ("v9-" + name)
+        return result, json.loads((release_dir / "release.json").read_text()), (release_dir / "report.md").read_text()
+
+    result, record, report = backup_phase("unset")  # no release_environment: the README's default, staging
+    assert result.returncode == 0, result.stdout + result.stderr
+    test = record["phases"]["backup"]["restore_test"]
+    assert test["ran"] and test["ok"] and test["checksums"]["many"]["method"] == "primary key"
+    assert [m["object"] for m in test["missing_definers"]] == ["procedure ghost_proc", "trigger ghost_touch",
+                                                               "view ghost_titles"]
+    assert "Restore test: not run" not in report
+    assert "restored 3 object(s) whose DEFINER account does not exist" in "\n".join(report.splitlines()[:6])
+
+    result, record, report = backup_phase("prod", release_environment="production")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert record["phases"]["backup"]["restore_test"]["ran"] is False
+    head = "\n".join(report.splitlines()[:4])
+    assert "**Restore test: not run** - backup_restore_test is false (it is on by default only when " \
+           "release_environment is staging; here it is production)." in head
