@@ -15,7 +15,6 @@ description:
   - The schema phase - statements left out of the real run (no effect on the schema), data checks that ran only
     on the way, changes the data was not checked against, destructive changes and data statements that were
     allowed.
-positional: ""
 options:
   _input:
     description: The release record (C(release.json), or C(release.check.json) under check mode).
