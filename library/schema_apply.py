@@ -234,7 +234,8 @@ author: dbrelease
 notes:
   - The account needs CREATE and DROP on C(<db>__dbrelease_plan_%) with the GRANT OPTION, CREATE USER (the plan
     runs as a temporary account C(dbrelease_plan_<random>) it creates and drops), and SET USER or SUPER (to give
-    the copy's triggers and functions that account as owner while binary logging is on), besides the DDL
+    the copy's triggers and functions that account as owner while binary logging is on), and READ_ONLY ADMIN (MySQL:
+    CONNECTION_ADMIN) with the GRANT OPTION when I(plan_server) is read-only (a replica), besides the DDL
     privileges on I(db); PROCESS to see other accounts' sessions (the lock guard says when it lacks it);
     REPLICATION CLIENT / REPLICA MONITOR (or SLAVE MONITOR) to read replication status; CONNECTION ADMIN or SUPER
     for I(kill_idle_blockers).

@@ -75,6 +75,11 @@ def view_order(creates: dict) -> list:
     return ordered
 
 
+_NOLOG_NAME = "dbrelease_session_nolog"
+_NOLOG_PROCEDURE = ("CREATE DEFINER = CURRENT_USER PROCEDURE %s.%s() SQL SECURITY DEFINER "
+                    "SET SESSION sql_log_bin = 0")
+
+
 class PlanCopy:
     """A temporary schema `tmp` holding the structure of `db`, and the temporary account that works in it.
 
@@ -184,6 +189,12 @@ class PlanCopy:
         for text in creates["views"].values():
             others |= schema_qualifiers(text)
         others -= {self.db, self.tmp, "information_schema", "performance_schema"}
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT @@SESSION.sql_log_bin, @@GLOBAL.read_only")
+            log_bin, read_only = (int(v or 0) for v in cur.fetchone())
+        # The admin session's binary logging is off where the plan must reach no binary log (a replica or a
+        # separate server as schema_plan_server, ddl_exec.plan_connection): the account's session must be too.
+        nolog = not log_bin
         try:
             with self.conn.cursor() as cur:
                 cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (self.user, self.host, password))
@@ -192,17 +203,43 @@ class PlanCopy:
                 for other in sorted(others):
                     cur.execute("GRANT SELECT, SHOW VIEW ON %s.* TO %%s@%%s" % grant_pattern(other),
                                 (self.user, self.host))
+                if read_only:
+                    # A read-only plan server (a replica): the account may write where its grants let it, the
+                    # temporary schema only.
+                    cur.execute("GRANT %s ON *.* TO %%s@%%s" % self.read_only_privilege(), (self.user, self.host))
+                if nolog:
+                    cur.execute(_NOLOG_PROCEDURE % (quote_ident(self.tmp), quote_ident(_NOLOG_NAME)))
         except Exception as exc:  # noqa: BLE001 - PyMySQL errors: said with the privileges to grant
             raise CopyError(
                 "cannot create the temporary account %s@%s that the plan runs the DDL as (so that --check cannot "
                 "change anything outside the temporary schema): (%s) %s; the admin account needs CREATE USER and "
-                "the GRANT OPTION" % (self.user, self.host, _code(exc), _text(exc))) from None
+                "the GRANT OPTION%s" % (self.user, self.host, _code(exc), _text(exc), (
+                    " (with %s, as the plan server is read-only)" % self.read_only_privilege()) if read_only else ""
+                )) from None
         try:
             self.runner = connect(dict(self.params, login_user=self.user, login_password=password))
         except DbError as exc:
             raise CopyError("cannot connect as the temporary account %s@%s: %s" % (self.user, self.host, exc)) from None
         with self.runner.cursor() as cur:
             cur.execute("USE %s" % quote_ident(self.tmp))
+            if nolog:
+                # The admin-owned procedure turns the account's session binary logging off (the account itself
+                # may not); dropped at once, before anything of the copy exists.
+                cur.execute("CALL %s.%s()" % (quote_ident(self.tmp), quote_ident(_NOLOG_NAME)))
+                cur.execute("SELECT @@SESSION.sql_log_bin")
+                still = int(cur.fetchone()[0] or 0)
+        if nolog:
+            with self.conn.cursor() as cur:
+                cur.execute("DROP PROCEDURE %s.%s" % (quote_ident(self.tmp), quote_ident(_NOLOG_NAME)))
+            if still:
+                raise CopyError("cannot turn binary logging off for the temporary account's session on this plan "
+                                "server, so the plan's DDL would reach its binary log; nothing was planned")
+
+    def read_only_privilege(self) -> str:
+        """The privilege that lets an account write on a read-only server (only where its grants allow)."""
+        if self.flavor == "mariadb":
+            return "READ_ONLY ADMIN" if tuple(self.version[:3]) >= (10, 5, 2) else "SUPER"
+        return "CONNECTION_ADMIN"
 
     def _copy(self, cur, label, name, text, key=None, definer=None, admin_only=False):
         import pymysql
