@@ -204,7 +204,7 @@ import secrets
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dbrelease import ddl_lint, schema
+from ansible.module_utils.dbrelease import ddl_lint, leftovers, schema
 from ansible.module_utils.dbrelease.db import (
     DbError,
     connect,
@@ -651,6 +651,8 @@ def run(params, check_mode=False, diff_mode=False):
         # The plan, on a temporary copy that is always dropped.
         tmp = temp_schema_name(db, params.get("temp_schema_prefix") or "__dbrelease_plan_")
         result["temp_schema"] = tmp
+        # Marks the copy as this connection's: a run killed before the drop leaves it to the next clean-up.
+        leftovers.claim_schema(conn, tmp)
         try:
             changes, alters, after_texts, result["plan_copied"] = compute_plan(
                 conn, db, tmp, statements, flavor, version, before["objects"], creates_before,
@@ -660,6 +662,7 @@ def run(params, check_mode=False, diff_mode=False):
             raise
         finally:
             drop_schema(conn, tmp)
+            leftovers.release_schema_claim(conn, tmp)
         by_object = attach_statements(changes, statements)
         result["plan"] = public_plan(changes)
         result["plan_sha256"] = schema.plan_sha256(changes, checksums)

@@ -1,0 +1,121 @@
+#!/usr/bin/python
+"""Ansible module: remove what killed runs left behind (option files, partial dumps, temporary schemas)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_leftovers
+short_description: Remove the leftovers of dbrelease runs that were killed, and say what was removed
+description:
+  - A run killed outright (SIGKILL, a crash, a host lost) cannot clean up after itself. This module, run at the
+    start of every release, removes what such runs left, and only what they left - nothing whose owner still
+    runs, whichever release that owner belongs to.
+  - Client option files (they hold the password in clear) in private directories
+    C(<tmp>/dbrelease-opt-<host>.b<boot>.p<pid>-*) whose writing process is gone (its C(flock) on the directory
+    is free). Directories written by earlier versions (C(<tmp>/dbrelease-XXXXXXXX) with a C(client.cnf)) are
+    removed once ten minutes old.
+  - C(.<database>_*.partial) dumps in I(backup_dir) whose writer is gone (its C(flock) is free) and that were not
+    written to for a minute.
+  - Temporary schemas C(<db>__dbrelease_plan_<8 hex>) (the schema plan's structure copy) and
+    C(<db>__dbrelease_restore_<8 hex>) (restore-test copies) whose creating connection is gone (the named lock
+    C(GET_LOCK('<schema>')) that it held is free), on the server connected to.
+  - Ansible's own C(~/.ansible/tmp/ansible-tmp-*) directories older than an hour are reported as a warning, never
+    removed (see the README, "What a killed run leaves").
+options:
+  backup_dir:
+    description: Directory of the database's backups on this host; empty skips the partial dumps.
+    type: path
+    default: ""
+  database:
+    description: Database whose partial dumps are looked for in I(backup_dir).
+    type: str
+    default: ""
+  temp_dir:
+    description: Where the option files' directories are looked for; the system's temporary directory when empty.
+    type: path
+    default: ""
+  schemas:
+    description: Look for temporary schemas on the server (needs a connection).
+    type: bool
+    default: true
+notes:
+  - Connection options are C(login_user), C(login_password), C(login_host), C(login_port), C(login_unix_socket),
+    C(connect_timeout) and the TLS options C(ssl_ca), C(ssl_cert), C(ssl_key), C(ssl_verify).
+  - Dropping a temporary schema needs C(DROP) on C(<db>\_\_dbrelease\_%); schemas the account cannot see are not
+    looked at.
+attributes:
+  check_mode:
+    support: full
+    details: reports what it would remove and removes nothing.
+author: dbrelease
+"""
+
+EXAMPLES = r"""
+- name: Remove what killed runs left behind
+  release_leftovers:
+    backup_dir: /var/backups/dbrelease
+    database: arisgourmet
+    login_user: db_admin
+    login_password: "{{ vault_db_admin_password }}"
+  no_log: true
+  register: __preflight_leftovers
+"""
+
+RETURN = r"""
+removed:
+  description: What was removed (or, in check mode, would be), each with C(kind) (C(option_file), C(partial_dump),
+    C(schema)), C(name), C(what) and C(detail) (whose it was and why it counts as abandoned).
+  returned: always
+  type: list
+  elements: dict
+ansible_tmp:
+  description: Ansible's own C(ansible-tmp-*) directories older than an hour in this user's C(~/.ansible/tmp).
+  returned: always
+  type: list
+  elements: str
+msg:
+  description: One line per removed leftover, or that there were none.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.dbrelease import leftovers
+from ansible.module_utils.dbrelease.db import DbError, connect, connection_argument_spec, require_pymysql
+
+
+def main():
+    spec = connection_argument_spec()
+    spec.update(backup_dir=dict(type="path", default=""), database=dict(type="str", default=""),
+                temp_dir=dict(type="path", default=""), schemas=dict(type="bool", default=True))
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    p = module.params
+    check = module.check_mode
+    removed = leftovers.sweep_option_dirs(p["temp_dir"] or None, check_mode=check)
+    removed += leftovers.sweep_partials(p["backup_dir"], p["database"], check_mode=check)
+    if p["schemas"]:
+        require_pymysql(module)
+        try:
+            conn = connect(p)
+        except DbError as exc:
+            module.fail_json(msg=str(exc), removed=removed)
+        try:
+            removed += leftovers.sweep_schemas(conn, check_mode=check)
+        except Exception as exc:  # a server error: name what failed, never a bound value
+            module.fail_json(msg="cannot look for or drop temporary schemas: %s" % exc, removed=removed)
+        finally:
+            conn.close()
+    stale = leftovers.ansible_tmp_leftovers()
+    if stale:
+        module.warn("%d of Ansible's own temporary directories are more than an hour old in ~/.ansible/tmp (%s); "
+                    "with no ansible-playbook running, remove them (see the README, 'What a killed run leaves')"
+                    % (len(stale), ", ".join(stale[:3]) + (", ..." if len(stale) > 3 else "")))
+    verb = "would remove" if check else "removed"
+    msg = ("%s %d leftover(s) of killed runs: %s" % (verb, len(removed), "; ".join(map(leftovers.describe, removed)))
+           if removed else "no leftovers of killed runs")
+    module.exit_json(changed=bool(removed), removed=removed, ansible_tmp=stale, msg=msg)
+
+
+if __name__ == "__main__":
+    main()
