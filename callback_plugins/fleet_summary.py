@@ -155,7 +155,9 @@ def render_markdown(summary):
 
 def _write_atomic(path, text):
     directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o750, exist_ok=True)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o750, exist_ok=True)
+        os.chmod(directory, 0o750)  # whatever the umask (makedirs subtracts it)
     fd, tmp = tempfile.mkstemp(prefix=".summary.", dir=directory)
     try:
         with os.fdopen(fd, "w") as handle:

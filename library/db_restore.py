@@ -275,7 +275,9 @@ def safety_dump(params, database, directory, label):
     gzip = client_binary("pigz", "gzip")
     if not dump or not gzip:
         raise RestoreError("mariadb-dump (or mysqldump) and gzip are needed for the safety dump")
-    os.makedirs(directory, mode=0o750, exist_ok=True)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o750, exist_ok=True)
+        os.chmod(directory, 0o750)  # whatever the umask (makedirs subtracts it)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._-")[:64] or "rollback"
     final = os.path.join(directory, "%s_before-rollback_%s_%s.sql.gz" % (database, safe, stamp))
@@ -296,7 +298,7 @@ def safety_dump(params, database, directory, label):
         if os.path.exists(partial):
             os.unlink(partial)
         raise
-    with open(final + ".sha256", "w") as handle:
+    with os.fdopen(os.open(final + ".sha256", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640), "w") as handle:
         handle.write("%s  %s\n" % (digest, os.path.basename(final)))
     return {"path": final, "sha256": digest, "bytes": os.path.getsize(final)}
 

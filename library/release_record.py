@@ -19,6 +19,10 @@ description:
     with mode C(0640), creating the directory (C(0750)) when missing. A file whose content is already the same
     is left alone; I(force=false) keeps an existing file whatever its content. C(changed) says whether a file
     was written, as C(ansible.builtin.copy) would.
+  - Refuses a I(path) with a C(..) component or a control character, so that a bad release version never makes a
+    run write outside the artifacts directory.
+  - Modes do not depend on the umask - directories it creates are C(0750), the record and artifacts C(0640), its
+    lock file C(.release.lock) C(0600) - and an existing release directory loses any access for others.
   - On the controller, the action plugin of the same name runs this code in Ansible's worker process instead of
     starting a module process for every write.
 options:
@@ -112,6 +116,7 @@ import datetime
 import fcntl
 import json
 import os
+import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -153,6 +158,28 @@ def merge_phase(record, phase, status, changed, outputs, error, when):
     return record
 
 
+def make_private_dirs(path, mode=0o750):
+    """Create `path` and its missing parents with `mode`, whatever the umask (makedirs would give the parents
+    0777 less the umask: world-writable under umask 000), and take the world's access away from `path` itself."""
+    missing = []
+    current = os.path.abspath(path)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode)
+        except FileExistsError:
+            pass
+        os.chmod(directory, mode)
+    info = os.stat(path)
+    if info.st_mode & 0o007 and info.st_uid == os.getuid():
+        os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o007)
+
+
 def write_bytes_atomic(path, data: bytes, mode=0o640):
     """Write `data` to `path` through a temporary file in the same directory, flushed, then renamed."""
     directory = os.path.dirname(path)
@@ -181,7 +208,7 @@ def write_artifacts(directory, files, check_mode):
         if not name or name in (".", "..") or "/" in name:
             raise ValueError("release_record: artifact name %r must be a plain file name" % name)
     if not check_mode:
-        os.makedirs(directory, mode=0o750, exist_ok=True)
+        make_private_dirs(directory)
     written = []
     for item in files:
         dest = os.path.join(directory, item["name"])
@@ -217,11 +244,23 @@ ARGUMENT_SPEC = dict(
 REQUIRED_IF = [("state", "present", ("status", "phase"), True)]
 
 
+def check_path(path):
+    """Refuse a release directory that climbs out of where it was put (`..`) or holds control characters: a bad
+    release_version must never make a run write anywhere else, not even its failure record."""
+    if any(part == ".." for part in path.split(os.sep)):
+        raise ValueError("release_record: %r has a '..' component: refusing to write outside the artifacts "
+                         "directory (check release_version, and give release_artifacts_dir without '..')" % path)
+    if any(ord(char) < 32 or ord(char) == 127 for char in path):
+        raise ValueError("release_record: %r holds a control character (a newline?): refusing to write there "
+                         "(check release_version and release_artifacts_dir)" % path)
+
+
 def update(p, check_mode):
     """Read or write the record as `p` (validated parameters) asks; returns the module's result.
 
     Also called in-process by the action plugin of the same name (action_plugins/release_record.py), which runs
     it on the controller without starting a module process."""
+    check_path(p["path"])
     name = "release.check.json" if check_mode else "release.json"
     record_path = os.path.join(p["path"], name)
 
@@ -236,9 +275,12 @@ def update(p, check_mode):
     if p["status"] and not p["phase"]:
         raise ValueError("release_record: 'phase' is required with 'status'")
 
-    os.makedirs(p["path"], mode=0o750, exist_ok=True)
+    make_private_dirs(p["path"])
     lock_path = os.path.join(p["path"], ".release.lock")
-    with open(lock_path, "a") as lock:
+    fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    if os.fstat(fd).st_uid == os.getuid():
+        os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         record = load(record_path)
         record.update(p["top"] or {})

@@ -94,6 +94,12 @@ options:
     type: str
     choices: [referenced, full]
     default: referenced
+  allow_empty_ddl:
+    description:
+      - A DDL file that holds no statement (empty, or only comments) is refused, naming the file, unless this is
+        set; then it is reported as a warning. A UTF-8 byte order mark at the start of a file is ignored.
+    type: bool
+    default: false
 extends_documentation_fragment: []
 attributes:
   check_mode:
@@ -246,6 +252,7 @@ def argument_spec():
         plan_override=dict(type="bool", default=False),
         temp_schema_prefix=dict(type="str", default="__dbrelease_plan_"),
         plan_copy=dict(type="str", default="referenced", choices=["referenced", "full"]),
+        allow_empty_ddl=dict(type="bool", default=False),
     )
     return spec
 
@@ -254,8 +261,9 @@ def argument_spec():
 # Reading the DDL
 # ---------------------------------------------------------------------------------------------------------------
 
-def read_ddl(paths, sources=()):
-    """(statements, {file name: sha256}). Raises SchemaFailure naming the file on any read/split problem."""
+def read_ddl(paths, sources=(), allow_empty=False, warnings=None):
+    """(statements, {file name: sha256}). Raises SchemaFailure naming the file on any read/split problem, and for a
+    file holding no statement (empty, or only comments) unless `allow_empty`, which appends a warning instead."""
     statements, checksums = [], {}
     items = [(p, None) for p in paths or ()] + [(s["name"], s["content"]) for s in sources or ()]
     if not items:
@@ -273,9 +281,18 @@ def read_ddl(paths, sources=()):
                 raise SchemaFailure("cannot read DDL file %s: %s" % (path, exc.strerror), {}) from None
         checksums[label] = hashlib.sha256(raw).hexdigest()
         try:
-            statements.extend(split_sql(raw.decode("utf-8"), file=label))
+            found = split_sql(raw.decode("utf-8"), file=label)
         except (SplitError, UnicodeDecodeError) as exc:
             raise SchemaFailure("cannot split DDL file %s: %s" % (path, exc), {"files": checksums}) from None
+        if not found:
+            what = "is empty" if not raw.strip(b" \t\r\n\xef\xbb\xbf") else "holds only comments"
+            if not allow_empty:
+                raise SchemaFailure("DDL file %s %s: no statement to apply. Fix the file or remove it from "
+                                    "release_ddl_files; set schema_allow_empty_ddl: true to only warn" % (
+                                        path, what), {"files": checksums}) from None
+            if warnings is not None:
+                warnings.append("DDL file %s %s: nothing to apply from it (schema_allow_empty_ddl)" % (path, what))
+        statements.extend(found)
     return statements, checksums
 
 
@@ -614,9 +631,12 @@ def run(params, check_mode=False, diff_mode=False):
     if len(names) != len(contents):
         raise SchemaFailure("ddl_names has %d entries and ddl_contents %d: give one name per text" % (
             len(names), len(contents)), {})
+    warnings = []
     statements, checksums = read_ddl(params.get("ddl_files"),
-                                     [{"name": n, "content": c} for n, c in zip(names, contents, strict=True)])
+                                     [{"name": n, "content": c} for n, c in zip(names, contents, strict=True)],
+                                     allow_empty=params.get("allow_empty_ddl"), warnings=warnings)
     result = {"changed": False, "ok": False, "files": checksums, "applied": [], "statements": len(statements),
+              "warnings": warnings,
               "lint": {"idempotence": [], "destructive": [], "duplicates": [], "alters": [], "refused": [],
                        "report": []}}
     lint = result["lint"]
