@@ -100,12 +100,15 @@ def main():
             conn = connect(p)
         except DbError as exc:
             module.fail_json(msg=str(exc), removed=removed)
+        problems = []
         try:
-            removed += leftovers.sweep_schemas(conn, check_mode=check)
+            removed += leftovers.sweep_schemas(conn, check_mode=check, problems=problems)
         except Exception as exc:  # a server error: name what failed, never a bound value
             module.fail_json(msg="cannot look for or drop temporary schemas: %s" % exc, removed=removed)
         finally:
             conn.close()
+        for problem in problems:
+            module.warn(problem)
     stale = leftovers.ansible_tmp_leftovers()
     if stale:
         module.warn("%d of Ansible's own temporary directories are more than an hour old in ~/.ansible/tmp (%s); "

@@ -65,8 +65,12 @@ def release_schema_claim(conn, name):
         pass
 
 
-def sweep_schemas(conn, check_mode=False) -> list[dict]:
-    """Drop the temporary schemas whose creating connection is gone; returns what was (or would be) dropped."""
+def sweep_schemas(conn, check_mode=False, problems=None) -> list[dict]:
+    """Drop the temporary schemas whose creating connection is gone; returns what was (or would be) dropped.
+
+    A schema this account may not drop is left, with the server's reason appended to `problems`."""
+    import pymysql
+
     removed = []
     with conn.cursor() as cur:
         cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s",
@@ -82,6 +86,10 @@ def sweep_schemas(conn, check_mode=False) -> list[dict]:
                 tables, created = cur.fetchone()
                 if not check_mode:
                     cur.execute("DROP DATABASE IF EXISTS %s" % quote_ident(name))
+            except pymysql.err.MySQLError as exc:
+                if problems is not None:
+                    problems.append("could not drop the abandoned temporary schema %s: %s" % (name, exc.args[-1]))
+                continue
             finally:
                 cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
                 cur.fetchall()

@@ -1,0 +1,94 @@
+"""Least privilege: what each phase needs, and which of it an account's grants lack."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.module_utils.dbrelease import privileges as priv
+from ansible.module_utils.dbrelease.grants import parse_show_grants
+
+ALL_CONDITIONS = {"log_bin": True, "skip_binlog": True, "other_definers": True, "stored_code_binlog": True}
+NAMES = priv.scope_names("shop", "dbrelease")
+RELEASE = ["preflight", "lock", "maintenance", "backup", "grants", "schema", "migrate", "verify", "tag"]
+
+
+@pytest.mark.parametrize("pattern, name, expected", [
+    ("shop", "shop", True), ("shop", "shops", False), ("sh_p", "shop", True), ("sh\\_p", "sh_p", True),
+    ("sh\\_p", "shop", False), ("shop\\_\\_dbrelease\\_plan\\_%", "shop__dbrelease_plan_0123abcd", True),
+    ("shop\\_\\_dbrelease\\_plan\\_%", "shopx__dbrelease_plan_0123abcd", False), ("%", "anything", True),
+    ("a.b", "axb", False),
+])
+def test_grant_patterns_match_database_names_as_the_server_does(pattern, name, expected):
+    assert priv.like(pattern, name) is expected
+
+
+def test_conditional_privileges_count_only_when_they_apply():
+    plain = {(r["scope"], r["privilege"]) for r in priv.required(["backup"], {})}
+    assert ("global", "RELOAD") not in plain and ("global", "SET USER") not in plain
+    full = {(r["scope"], r["privilege"]) for r in priv.required(["backup"], ALL_CONDITIONS)}
+    assert {("global", "RELOAD"), ("global", "BINLOG MONITOR"), ("global", "BINLOG ADMIN"),
+            ("global", "SET USER")} <= full
+
+
+def test_each_requirement_is_listed_once_with_the_first_phase_that_needs_it():
+    reqs = priv.required(["backup", "grants", "schema"], {})
+    keys = [(r["scope"], r["privilege"]) for r in reqs]
+    assert len(keys) == len(set(keys))
+    assert next(r for r in reqs if r["scope"] == "mysql")["phase"] == "backup"
+
+
+def test_an_unknown_phase_is_refused():
+    with pytest.raises(ValueError, match="unknown phase 'deploy'"):
+        priv.required(["deploy"], {})
+
+
+@pytest.mark.parametrize("lines, flavor, version, lacking", [
+    (["GRANT ALL PRIVILEGES ON *.* TO `a`@`%`"], "mariadb", (10, 11, 6), set()),
+    (["GRANT USAGE ON *.* TO `a`@`%`", "GRANT ALL PRIVILEGES ON `shop`.* TO `a`@`%`"], "mariadb", (10, 11, 6),
+     {("plan", "CREATE"), ("lock", "INSERT"), ("mysql", "SELECT"), ("global", "RELOAD")}),
+    (["GRANT SUPER, RELOAD ON *.* TO `a`@`%`", "GRANT ALL ON `shop`.* TO `a`@`%`",
+      "GRANT ALL ON `shop\\_\\_dbrelease\\_%`.* TO `a`@`%`", "GRANT ALL ON `dbrelease`.* TO `a`@`%`",
+      "GRANT SELECT ON `mysql`.* TO `a`@`%`"], "mariadb", (10, 11, 6), set()),
+    (["GRANT SUPER, RELOAD ON *.* TO `a`@`%`", "GRANT ALL ON `shop`.* TO `a`@`%`",
+      "GRANT ALL ON `shop\\_\\_dbrelease\\_%`.* TO `a`@`%`", "GRANT ALL ON `dbrelease`.* TO `a`@`%`",
+      "GRANT SELECT ON `mysql`.* TO `a`@`%`"], "mariadb", (11, 8, 3),
+     {("global", "BINLOG MONITOR"), ("global", "BINLOG ADMIN"), ("global", "SET USER")}),
+    (["GRANT RELOAD, REPLICATION CLIENT ON *.* TO `a`@`%`",
+      "GRANT SYSTEM_VARIABLES_ADMIN,SET_USER_ID ON *.* TO `a`@`%`", "GRANT SUPER ON *.* TO `a`@`%`",
+      "GRANT ALL ON `shop`.* TO `a`@`%`",
+      "GRANT ALL ON `shop\\_\\_dbrelease\\_%`.* TO `a`@`%`", "GRANT ALL ON `dbrelease`.* TO `a`@`%`",
+      "GRANT SELECT ON `mysql`.* TO `a`@`%`"], "mysql", (8, 0, 36), set()),
+])
+def test_missing_names_exactly_what_the_grants_do_not_cover(lines, flavor, version, lacking):
+    reqs = priv.required(RELEASE, ALL_CONDITIONS)
+    found = {(m["scope"], m["privilege"]) for m in priv.missing(reqs, parse_show_grants(lines), NAMES, flavor,
+                                                                   version)}
+    assert lacking <= found
+    if not lacking:
+        assert found == set()
+
+
+@pytest.mark.parametrize("conditions, version", [
+    (ALL_CONDITIONS, (10, 11, 6)), (ALL_CONDITIONS, (11, 8, 3)), (dict(ALL_CONDITIONS, stored_code_binlog=False),
+                                                                 (10, 11, 6)),
+])
+def test_the_generated_grants_give_exactly_what_is_needed_and_no_privilege_in_them_is_spare(conditions, version):
+    phases = RELEASE + ["rollback"]
+    statements = priv.grant_statements("shop", "dbrelease", phases, conditions, account="`r`@`%`", version=version)
+    reqs = priv.required(phases, conditions)
+    assert priv.missing(reqs, parse_show_grants(statements), NAMES, "mariadb", version) == []
+    assert "GRANT SELECT ON `mysql`.* TO `r`@`%`" in statements
+    assert any("`shop\\_\\_dbrelease\\_plan\\_%`" in s for s in statements)
+    for index, statement in enumerate(statements):
+        privs, _, rest = statement[len("GRANT "):].partition(" ON ")
+        for dropped in privs.split(", "):
+            kept = [p for p in privs.split(", ") if p != dropped]
+            fewer = statements[:index] + (["GRANT %s ON %s" % (", ".join(kept), rest)] if kept else []) + \
+                statements[index + 1:]
+            assert priv.missing(reqs, parse_show_grants(fewer), NAMES, "mariadb", version), (dropped, rest)
+
+
+def test_the_summary_groups_by_phase_and_says_why():
+    lacking = priv.missing(priv.required(["lock", "schema"], {}), {}, NAMES)
+    text = priv.summary(lacking)
+    assert text.startswith("lock needs CREATE, SELECT, INSERT, UPDATE, DELETE on dbrelease.* (the lock table")
+    assert "schema needs" in text and "shop__dbrelease_plan_0123abcd.*" in text
