@@ -282,3 +282,23 @@ def test_no_tls_where_the_server_wants_it_is_not_passed_off_as_an_account_proble
     result = run_module("db_server_info", dict(p, database="shop"))
     assert result["failed"] and "requires TLS or a client certificate" in result["msg"], result
 
+
+
+NODE_CHECK = ("node -e \"const m = require('mysql2/promise'); const {connectionFromEnv} = require('./db.config');"
+              " m.createConnection(connectionFromEnv()).then(async (c) => {"
+              " const [rows] = await c.query(\\\"SHOW SESSION STATUS LIKE 'Ssl_version'\\\");"
+              " console.log('node connected over ' + (rows[0].Value || 'no TLS')); await c.end(); })"
+              ".catch((e) => { console.error(e.message); process.exit(3); })\"")
+
+
+@pytest.mark.skipif(not shutil.which("node"), reason="node is not installed")
+def test_the_example_backend_connects_with_the_environment_the_migrate_phase_gives_it(tls_server, pki):
+    backend = Path(__file__).resolve().parents[2] / "examples/app/backend"
+    for host, expect in (("localhost", "node connected over TLS"), ("127.0.0.1", None)):
+        result = run_module("sql_migrate", dict(tls_params(tls_server, pki, host=host), driver="command",
+                                                db_name="shop", command=NODE_CHECK, chdir=str(backend),
+                                                history_table=""))
+        if expect:
+            assert result.get("rc") == 0 and expect in result["stdout"], result
+        else:  # mysql2 checks the host name as well
+            assert result.get("failed") and "127.0.0.1" in result["msg"], result
