@@ -227,3 +227,28 @@ def grant_statements(database, lock_schema, phases, conditions, account="'db_rel
 def _escape(name: str) -> str:
     """A database name as a GRANT pattern that matches only itself (`_` and `%` are wildcards there)."""
     return name.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+
+
+WHEN_TEXT = {"log_bin": "when the server writes a binary log", "skip_binlog": "when the restore test skips the binary "
+             "log (the default)", "other_definers": "when the database has objects of another DEFINER",
+             "stored_code_binlog": "when the database has triggers or stored functions and the server writes a "
+             "binary log without log_bin_trust_function_creators"}
+SCOPE_TEXT = {"db": "`<db>`.*", "plan": "`<db>\\_\\_dbrelease\\_plan\\_%`.*",
+              "restore": "`<db>\\_\\_dbrelease\\_restore\\_%`.*", "lock": "`<lock schema>`.* (`dbrelease`)",
+              "mysql": "`mysql`.*", "global": "`*.*`"}
+
+
+def markdown_table() -> str:
+    """PHASES as the table of docs/security.md (a unit test keeps the page and this list the same)."""
+    rows = ["| phase | on | privileges | why |", "| --- | --- | --- | --- |"]
+    for phase, reqs in PHASES.items():
+        if not reqs:
+            rows.append("| %s | | (none beyond connecting) | |" % phase)
+            continue
+        groups = {}
+        for req in reqs:
+            groups.setdefault((req["scope"], req["why"], req["when"]), []).append(req["privilege"])
+        for (scope, why, when), privs in groups.items():
+            rows.append("| %s | %s | %s | %s%s |" % (phase, SCOPE_TEXT[scope], ", ".join(privs), why,
+                                                      " (%s)" % WHEN_TEXT[when] if when else ""))
+    return "\n".join(rows) + "\n"
