@@ -302,3 +302,18 @@ def test_the_example_backend_connects_with_the_environment_the_migrate_phase_giv
             assert result.get("rc") == 0 and expect in result["stdout"], result
         else:  # mysql2 checks the host name as well
             assert result.get("failed") and "127.0.0.1" in result["msg"], result
+
+
+@pytest.mark.skipif(not shutil.which("pt-online-schema-change"), reason="percona-toolkit is not installed")
+def test_pt_online_schema_change_inherits_the_tls_settings_from_the_option_file(tls_server, pki):
+    """pt-online-schema-change rereads its option file for each connection: the file variant, TLS included."""
+    from ansible.module_utils.dbrelease.db import client_option_file
+
+    for ca, ok in (("ca.pem", True), ("other.pem", False)):
+        p = tls_params(tls_server, pki, login_unix_socket=tls_server.socket, ssl_ca=str(pki / ca))
+        with client_option_file(p) as path:
+            out = subprocess.run(["pt-online-schema-change", "--dry-run", "--alter", "ADD COLUMN w INT",
+                                  "--recursion-method=none", "F=%s,D=shop,t=orders" % path],
+                                 capture_output=True, text=True, timeout=120)
+        assert (out.returncode == 0) is ok, out.stdout + out.stderr
+        assert ("Dry run complete" in out.stdout) if ok else ("TLS/SSL error" in out.stdout + out.stderr)
