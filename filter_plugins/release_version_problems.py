@@ -38,58 +38,20 @@ _value:
   elements: str
 """
 
-import re
+import os
 
-MAX_LENGTH = 64
-_ALLOWED_RE = re.compile(r"[A-Za-z0-9._-]")
-# git check-ref-format: the characters it refuses anywhere in a ref name (besides control characters and DEL).
-_GIT_FORBIDDEN = " ~^:?*[\\"
+import ansible.module_utils
 
+# The project's module_utils (ansible.cfg: module_utils = ./module_utils), importable here as on a target host.
+_MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
+if _MODULE_UTILS not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(_MODULE_UTILS)
 
-def _show(char: str) -> str:
-    if char == "\n":
-        return "a newline"
-    if char == " ":
-        return "a space"
-    if ord(char) < 32 or ord(char) == 127:
-        return "the control character %r" % char
-    return "%r" % char
+from ansible.module_utils.dbrelease.version import problems  # noqa: E402
 
 
 def release_version_problems(value):
-    if value is None or (isinstance(value, str) and not value):
-        return ["it is empty: set it, for example -e release_version=v1.2.0-canonical-schema"]
-    if not isinstance(value, str):
-        return ["it must be text, got %s %r" % (type(value).__name__, value)]
-    problems = []
-    shown = repr(value)
-    if len(value) > MAX_LENGTH:
-        problems.append("%s is %d characters long; at most %d (backup labels keep only that many)" % (
-            shown, len(value), MAX_LENGTH))
-    bad = []
-    for char in value:
-        if not _ALLOWED_RE.match(char) and char not in bad:
-            bad.append(char)
-    if bad:
-        git = [c for c in bad if c in _GIT_FORBIDDEN or ord(c) < 32 or ord(c) == 127]
-        problems.append("%s contains %s; only ASCII letters, digits, '.', '_' and '-' may be used%s" % (
-            shown, ", ".join(_show(c) for c in bad),
-            " (git refuses %s in a tag name)" % ", ".join(_show(c) for c in git) if git else ""))
-    if not re.match(r"[A-Za-z0-9]", value[0]):
-        problems.append("%s starts with %s; it must start with a letter or a digit" % (shown, _show(value[0])))
-    if ".." in value:
-        problems.append("%s contains '..', which git refuses in a tag name" % shown)
-    if "@{" in value:
-        problems.append("%s contains '@{', which git refuses in a tag name" % shown)
-    if "//" in value:
-        problems.append("%s contains '//', which git refuses in a tag name" % shown)
-    for end in (".lock", ".", "/"):
-        if value.endswith(end):
-            problems.append("%s ends with '%s', which git refuses at the end of a tag name" % (shown, end))
-            break
-    if value == "@":
-        problems.append("'@' alone is not a valid git tag name")
-    return problems
+    return problems(value)
 
 
 class FilterModule:

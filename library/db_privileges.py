@@ -34,6 +34,11 @@ options:
     description: The schema of the release lock's table.
     type: str
     default: dbrelease
+  restore_test:
+    description: Whether the backup phase restore-tests its backup (the account then needs privileges on
+      C(<db>__dbrelease_restore_%)).
+    type: bool
+    default: true
   skip_binlog:
     description: Whether the restore test skips the binary log (it then needs C(BINLOG ADMIN)).
     type: bool
@@ -43,9 +48,9 @@ options:
     type: bool
     default: true
 notes:
-  - Connection options are C(login_user), C(login_password), C(login_host), C(login_port), C(login_unix_socket),
-    C(connect_timeout) and the TLS options C(ssl_ca), C(ssl_cert), C(ssl_key), C(ssl_verify).
   - Privileges granted on single tables or columns are not counted (the phases need them on whole schemas).
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -53,12 +58,11 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection (login_*, ssl_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: Say which privileges the release account lacks
   db_privileges:
     database: arisgourmet
     phases: [preflight, lock, backup, grants, schema, migrate, verify, tag]
-    login_user: db_release
-    login_password: "{{ vault_db_admin_password }}"
   no_log: true
 """
 
@@ -79,7 +83,7 @@ missing:
   type: list
   elements: dict
 conditions:
-  description: C(log_bin), C(skip_binlog), C(other_definers), C(stored_code_binlog) as found.
+  description: C(log_bin), C(restore_test), C(skip_binlog), C(other_definers), C(stored_code_binlog) as found.
   returned: when connected
   type: dict
 """
@@ -100,6 +104,7 @@ def main():
     spec = connection_argument_spec()
     spec.update(database=dict(type="str", required=True), phases=dict(type="list", elements="str", required=True),
                 lock_schema=dict(type="str", default="dbrelease"), skip_binlog=dict(type="bool", default=True),
+                restore_test=dict(type="bool", default=True),
                 fail=dict(type="bool", default=True))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     require_pymysql(module)
@@ -114,7 +119,7 @@ def main():
     try:
         server = server_info(conn)
         user, grants, _lines = priv.account_grants(conn, server["flavor"])
-        found = priv.conditions(conn, p["database"], p["skip_binlog"])
+        found = priv.conditions(conn, p["database"], p["skip_binlog"], p["restore_test"])
     except Exception as exc:  # a server error: name the account, never a bound value
         module.fail_json(msg="cannot read the grants of %s: %s" % (endpoint(p), exc))
     finally:

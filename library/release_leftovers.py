@@ -40,10 +40,10 @@ options:
     type: bool
     default: true
 notes:
-  - Connection options are C(login_user), C(login_password), C(login_host), C(login_port), C(login_unix_socket),
-    C(connect_timeout) and the TLS options C(ssl_ca), C(ssl_cert), C(ssl_key), C(ssl_verify).
   - Dropping a temporary schema needs C(DROP) on C(<db>\_\_dbrelease\_%); schemas the account cannot see are not
     looked at.
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -52,12 +52,11 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection (login_*, ssl_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: Remove what killed runs left behind
   release_leftovers:
     backup_dir: /var/backups/dbrelease
     database: arisgourmet
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
   no_log: true
   register: __preflight_leftovers
 """

@@ -5,7 +5,8 @@
 scope - the release database (`db`), its temporary plan copies (`plan`, `<db>__dbrelease_plan_%`), its restore-test
 copies (`restore`, `<db>__dbrelease_restore_%`), the lock's schema (`lock`), the `mysql` schema (`mysql`), or the
 server (`global`) - the privilege, and why. Conditional ones (`when`) apply only when the server writes a binary
-log (`log_bin`), when a restore skips it (`skip_binlog`), when the database holds objects of another DEFINER
+log (`log_bin`), when the backup is restore-tested (`restore_test`) and that restore skips the binary log
+(`skip_binlog`), when the database holds objects of another DEFINER
 (`other_definers`), or when it holds triggers or stored functions while the server writes a binary log without
 log_bin_trust_function_creators (`stored_code_binlog`).
 """
@@ -31,7 +32,9 @@ _TRUST = ("creating triggers and stored functions while the server writes a bina
           "log_bin_trust_function_creators=ON instead)")
 
 
-def _reqs(scope, privileges, why, when=None):
+def _reqs(scope, privileges, why, when=()):
+    """Requirements of `privileges` on `scope`, applying when every condition named in `when` holds."""
+    when = (when,) if isinstance(when, str) else tuple(when)
     return [{"scope": scope, "privilege": p, "why": why, "when": when} for p in privileges]
 
 
@@ -43,16 +46,17 @@ PHASES = {
     "backup": (
         _reqs("db", ("SELECT", "SHOW VIEW", "TRIGGER", "EVENT", "LOCK TABLES"),
               "mariadb-dump --single-transaction --routines --events --triggers")
-        + _reqs("mysql", ("SELECT",), "the dump reads routine bodies (mysql.proc) and the grants check reads mysql")
+        + _reqs("mysql", ("SELECT",), "the dump reads routine bodies (mysql.proc)")
         + _reqs("global", ("RELOAD",), "--master-data: FLUSH TABLES WITH READ LOCK for the binlog position",
                 when="log_bin")
         + _reqs("global", ("BINLOG MONITOR",), "--master-data: SHOW MASTER STATUS", when="log_bin")
-        + _reqs("restore", _LOAD, "the restore test loads the backup into <db>__dbrelease_restore_<random>")
+        + _reqs("restore", _LOAD, "the restore test loads the backup into <db>__dbrelease_restore_<random>",
+                when="restore_test")
         + _reqs("global", ("BINLOG ADMIN",), "the restore test sets sql_log_bin=0 so replicas never get the copy",
-                when="skip_binlog")
+                when=("restore_test", "skip_binlog"))
         + _reqs("global", ("SET USER",), "the restore test loads objects whose DEFINER is another account",
-                when="other_definers")
-        + _reqs("global", ("SUPER",), _TRUST, when="stored_code_binlog")
+                when=("restore_test", "other_definers"))
+        + _reqs("global", ("SUPER",), _TRUST, when=("restore_test", "stored_code_binlog"))
     ),
     "grants": _reqs("mysql", ("SELECT",), "SHOW GRANTS FOR the accounts checked"),
     "schema": (_reqs("db", _DDL, "the DDL files, and reading every object's definition")
@@ -61,6 +65,7 @@ PHASES = {
                + _reqs("global", ("SUPER",), _TRUST, when="stored_code_binlog")),
     "migrate": _reqs("db", ("SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "INDEX", "DROP"),
                      "the migrations and the tool's history table (more if the migrations do more)"),
+    "verify_baseline": _reqs("db", ("SELECT",), "the outbox statistics taken before the schema changes"),
     "verify": _reqs("db", ("SELECT",), "snapshots, outbox statistics and the health checks"),
     "tag": [],
     "rollback": (
@@ -94,7 +99,7 @@ def required(phases, conditions: dict) -> list[dict]:
         if phase not in PHASES:
             raise ValueError("unknown phase %r (known: %s)" % (phase, ", ".join(PHASES)))
         for req in PHASES[phase]:
-            if req["when"] and not conditions.get(req["when"]):
+            if not all(conditions.get(name) for name in req["when"]):
                 continue
             key = (req["scope"], req["privilege"])
             if key not in seen:
@@ -181,7 +186,7 @@ def account_grants(conn, flavor: str) -> tuple[str, dict, list]:
     return user, parse_show_grants(lines), lines
 
 
-def conditions(conn, database: str, skip_binlog: bool) -> dict:
+def conditions(conn, database: str, skip_binlog: bool, restore_test: bool = True) -> dict:
     """The conditions of PHASES' conditional requirements, as found on the server and in `database`."""
     with conn.cursor() as cur:
         cur.execute("SELECT @@GLOBAL.log_bin, @@GLOBAL.log_bin_trust_function_creators, CURRENT_USER()")
@@ -199,7 +204,8 @@ def conditions(conn, database: str, skip_binlog: bool) -> dict:
             "SELECT DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s) d WHERE d.DEFINER <> %s",
             (database, database, database, database, user))
         others = int(cur.fetchone()[0])
-    return {"log_bin": log_bin, "skip_binlog": bool(skip_binlog), "other_definers": others > 0,
+    return {"log_bin": log_bin, "restore_test": bool(restore_test), "skip_binlog": bool(skip_binlog),
+            "other_definers": others > 0,
             "stored_code_binlog": log_bin and str(trusted).upper() not in ("1", "ON") and stored_code}
 
 
@@ -229,8 +235,9 @@ def _escape(name: str) -> str:
     return name.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
 
 
-WHEN_TEXT = {"log_bin": "when the server writes a binary log", "skip_binlog": "when the restore test skips the binary "
-             "log (the default)", "other_definers": "when the database has objects of another DEFINER",
+WHEN_TEXT = {"log_bin": "when the server writes a binary log", "restore_test": "when the backup is restore-tested "
+             "(backup_restore_test, on in staging)", "skip_binlog": "when the restore test skips the binary log (the "
+             "default)", "other_definers": "when the database has objects of another DEFINER",
              "stored_code_binlog": "when the database has triggers or stored functions and the server writes a "
              "binary log without log_bin_trust_function_creators"}
 SCOPE_TEXT = {"db": "`<db>`.*", "plan": "`<db>\\_\\_dbrelease\\_plan\\_%`.*",
@@ -250,5 +257,6 @@ def markdown_table() -> str:
             groups.setdefault((req["scope"], req["why"], req["when"]), []).append(req["privilege"])
         for (scope, why, when), privs in groups.items():
             rows.append("| %s | %s | %s | %s%s |" % (phase, SCOPE_TEXT[scope], ", ".join(privs), why,
-                                                      " (%s)" % WHEN_TEXT[when] if when else ""))
+                                                      " (%s)" % " and ".join(WHEN_TEXT[w] for w in when)
+                                                      if when else ""))
     return "\n".join(rows) + "\n"

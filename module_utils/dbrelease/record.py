@@ -13,15 +13,26 @@ import os
 
 from ansible.module_utils.dbrelease.clock import utc_now_iso
 from ansible.module_utils.dbrelease.files import make_private_dirs, open_private, write_atomic
+from ansible.module_utils.dbrelease.version import problems as version_problems
 
 RECORD = "release.json"
 CHECK_RECORD = "release.check.json"
 
 
+class BadVersion(ValueError):
+    """release_version cannot name a release directory: nothing may be written (or read) for it."""
+
+
 def record_dir(artifacts_dir, version, playbook_dir, host) -> str:
     """`<release_artifacts_dir>/<release_version>`; release_artifacts_dir defaults to `<playbook dir>/artifacts/<host>`.
 
-    The one definition of where a host's record lives (the phases, the fleet gates and the report all use it)."""
+    The one definition of where a host's record lives (the phases, the fleet gates and the report all use it).
+    Raises BadVersion for a version the release's rules refuse (`version.problems`: it could climb out of the
+    artifacts directory, or hold a newline), so no caller ever gets a path outside it."""
+    if version:
+        found = version_problems(version)
+        if found:
+            raise BadVersion("release_version %s; nothing is written for it" % "; ".join(found))
     base = artifacts_dir or os.path.join(playbook_dir or ".", "artifacts", host)
     return os.path.join(str(base), str(version or "unversioned"))
 

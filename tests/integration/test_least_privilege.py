@@ -11,7 +11,8 @@ from ansible.module_utils.dbrelease import privileges as priv
 from helpers import run_module
 
 RELEASE = ["preflight", "lock", "maintenance", "backup", "grants", "schema", "migrate", "verify", "tag"]
-CONDITIONS = {"log_bin": True, "skip_binlog": True, "other_definers": True, "stored_code_binlog": True}
+CONDITIONS = {"log_bin": True, "restore_test": True, "skip_binlog": True, "other_definers": True,
+                  "stored_code_binlog": True}
 PASSWORD = "Least-€-" + uuid.uuid4().hex[:6]
 
 
@@ -56,7 +57,7 @@ def test_the_documented_privileges_are_enough_for_every_phase_and_nothing_is_rep
     backups.mkdir()
     dumped = run_module("db_backup", dict(p, database=shop["db"], backup_dir=str(backups), label="v1", mode="run"))
     assert dumped.get("path"), dumped
-    restored = run_module("backup_restore_test", dict(p, path=dumped["path"], database=shop["db"]))
+    restored = run_module("backup_restore_check", dict(p, path=dumped["path"], database=shop["db"]))
     assert restored.get("ok") is True, restored
     grants = run_module("db_grants", dict(p, user=shop["user"], hosts=["localhost"],
                                           privileges={"default": "%s.*:SELECT" % shop["db"]}))

@@ -235,7 +235,7 @@ def test_a_killed_restore_test_leaves_its_copy_for_the_next_cleanup(mariadb, big
                                           label="v1", mode="run"))
     assert dumped.get("path"), dumped
     pattern = "%s\\_\\_dbrelease\\_restore\\_%%" % big_db
-    proc = start_module("backup_restore_test", dict(login_params(mariadb), path=dumped["path"], database=big_db))
+    proc = start_module("backup_restore_check", dict(login_params(mariadb), path=dumped["path"], database=big_db))
     try:
         name = wait_for(lambda: schemas(mariadb, pattern), what="the restore-test copy")[0]
         kill(proc)

@@ -120,7 +120,7 @@ def test_the_kitchen_sink_password_goes_through_every_module(mariadb, app, tmp_p
         backups.mkdir()
         dumped = run_module("db_backup", dict(p, database=app, backup_dir=str(backups), label="v1", mode="run"))
         assert dumped.get("path") and not dumped.get("failed"), dumped
-        restored = run_module("backup_restore_test", dict(p, path=dumped["path"], database=app))
+        restored = run_module("backup_restore_check", dict(p, path=dumped["path"], database=app))
         assert restored.get("ok") is True, restored
         ddl = tmp_path / "change.sql"
         ddl.write_text("ALTER TABLE orders ADD COLUMN shipped TINYINT NOT NULL DEFAULT 0;\n")
@@ -219,7 +219,7 @@ def test_an_x509_account_on_a_tls_only_server_works_for_every_kind_of_connection
     backups.mkdir()
     dumped = run_module("db_backup", dict(p, database="shop", backup_dir=str(backups), label="tls", mode="run"))
     assert dumped.get("path"), dumped
-    restored = run_module("backup_restore_test", dict(p, path=dumped["path"], database="shop"))
+    restored = run_module("backup_restore_check", dict(p, path=dumped["path"], database="shop"))
     assert restored.get("ok") is True, restored
     script = tmp_path / "migrate.py"
     script.write_text(MIGRATE_SCRIPT)
