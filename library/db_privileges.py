@@ -86,6 +86,11 @@ conditions:
   description: C(log_bin), C(restore_test), C(skip_binlog), C(other_definers), C(stored_code_binlog) as found.
   returned: when connected
   type: dict
+record:
+  description: What the release record keeps (phases.preflight) - C(privileges) with C(account), C(phases),
+    C(conditions) and C(missing).
+  returned: when connected
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -127,7 +132,9 @@ def main():
     needed = priv.required(p["phases"], found)
     lacking = priv.missing(needed, grants, priv.scope_names(p["database"], p["lock_schema"]), server["flavor"],
                            server["version_tuple"])
-    result = dict(changed=False, account=user, required=needed, missing=lacking, conditions=found)
+    result = dict(changed=False, account=user, required=needed, missing=lacking, conditions=found,
+                  record={"privileges": {"account": user, "phases": p["phases"], "conditions": found,
+                                         "missing": lacking}})
     if lacking:
         msg = "%s lacks privileges for this run (nothing was changed): %s" % (user, priv.summary(lacking))
         if p["fail"]:

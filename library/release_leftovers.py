@@ -74,9 +74,13 @@ ansible_tmp:
   type: list
   elements: str
 msg:
-  description: One line per removed leftover, or that there were none.
+  description: What was removed (one entry per leftover), or that there was nothing.
   returned: always
   type: str
+record:
+  description: What the release record keeps (phases.preflight) - C(leftovers) with C(removed) and C(ansible_tmp).
+  returned: success
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -116,7 +120,10 @@ def main():
     verb = "would remove" if check else "removed"
     msg = ("%s %d leftover(s) of killed runs: %s" % (verb, len(removed), "; ".join(map(leftovers.describe, removed)))
            if removed else "no leftovers of killed runs")
-    module.exit_json(changed=bool(removed), removed=removed, ansible_tmp=stale, msg=msg)
+    if stale:
+        msg += "; %d of Ansible's own ~/.ansible/tmp/ansible-tmp-* directories are over an hour old (kept)" % len(stale)
+    module.exit_json(changed=bool(removed), removed=removed, ansible_tmp=stale, msg=msg,
+                     record={"leftovers": {"removed": removed, "ansible_tmp": stale}})
 
 
 if __name__ == "__main__":

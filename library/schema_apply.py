@@ -841,9 +841,11 @@ def main():
         module.fail_json(msg=scrub(exc.msg, module.params), record=record_part(exc.result), **exc.result)
     except Exception as exc:  # a server error outside a statement (connection lost, privileges)
         module.fail_json(msg=scrub("schema_apply on %s: %s" % (endpoint(module.params), exc), module.params))
-    for warning in result.pop("warnings", []):
+    warnings = result.pop("warnings", [])
+    for warning in warnings:
         module.warn(warning)
-    module.exit_json(msg=result_line(result), record=record_part(result), **result)
+    # The warnings go into the message too: the task is no_log (the connection), and the phase prints the message.
+    module.exit_json(msg="; ".join([result_line(result)] + warnings), record=record_part(result), **result)
 
 
 if __name__ == "__main__":
