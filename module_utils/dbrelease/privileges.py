@@ -260,3 +260,13 @@ def markdown_table() -> str:
                                                       " (%s)" % " and ".join(WHEN_TEXT[w] for w in when)
                                                       if when else ""))
     return "\n".join(rows) + "\n"
+
+
+def priv_spec(database, lock_schema, phases, conditions, version=(10, 11, 0)) -> str:
+    """The same privileges in community.mysql's `priv` syntax, for release_db_admin_privileges (the grants phase
+    then checks the account has exactly them)."""
+    parts = []
+    for statement in grant_statements(database, lock_schema, phases, conditions, account="x", version=version):
+        privs, _, rest = statement[len("GRANT "):].partition(" ON ")
+        parts.append("%s:%s" % (rest.rpartition(" TO ")[0], ",".join(p.strip() for p in privs.split(","))))
+    return "/".join(parts)

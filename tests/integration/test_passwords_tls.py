@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import short_tmpdir
 from helpers import run_module
-from sandbox_db import Sandbox
+from tls import create_account, make_pki, start_tls_server
 
 # Every character that broke something once: PyMySQL's latin-1 (€ crashed, ü was denied), option-file quoting
 # (quotes, backslash, #, ;, =, spaces at either end, a newline), Ansible's templating ({{ }}, {% %}), printf (%).
@@ -50,13 +50,7 @@ print("migrated over", tls or "plain TCP/socket")
 
 
 def account(box, user, password, require="", privileges="ALL PRIVILEGES ON *.*"):
-    conn = box.root()
-    with conn.cursor() as cur:
-        for host in ("localhost", "127.0.0.1"):
-            cur.execute("DROP USER IF EXISTS %s@%s", (user, host))
-            cur.execute("CREATE USER %%s@%%s IDENTIFIED BY %%s %s" % require, (user, host, password))
-            cur.execute("GRANT %s TO %%s@%%s" % privileges, (user, host))
-    conn.close()
+    create_account(box, user, password, require=require, privileges=(privileges,))
 
 
 def params(box, user, password, via="socket", **extra):
@@ -158,37 +152,16 @@ def test_a_password_no_client_can_hold_is_refused_before_connecting_with_the_rea
 
 
 # -- TLS ---------------------------------------------------------------------------------------------------------
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def pki():
-    """A CA, a server certificate for `localhost` only (so 127.0.0.1 does not match it), a client certificate,
-    and an unrelated CA: all made here."""
-    base = Path(short_tmpdir("dbr-pki-"))
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=dbrelease test CA",
-            "-keyout", "ca.key", "-out", "ca.pem", cwd=base)
-    (base / "server.ext").write_text("subjectAltName=DNS:localhost\n")
-    for name, subject, ext in (("server", "/CN=localhost", ["-extfile", "server.ext"]), ("client", "/CN=release",
-                                                                                          [])):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", name + ".key", "-out",
-                name + ".csr", cwd=base)
-        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                "-days", "2", "-out", name + ".pem", *ext, cwd=base)
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=some other CA",
-            "-keyout", "other.key", "-out", "other.pem", cwd=base)
-    for key in base.glob("*.key"):
-        key.chmod(0o600)
+    base = make_pki(Path(short_tmpdir("dbr-pki-")))
     yield base
     shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def tls_server(pki):
-    box = Sandbox(short_tmpdir("dbr-tls-"))
-    box.start(extra_args=["--ssl-ca=%s" % (pki / "ca.pem"), "--ssl-cert=%s" % (pki / "server.pem"),
-                          "--ssl-key=%s" % (pki / "server.key"), "--require-secure-transport=ON"])
+    box = start_tls_server(short_tmpdir("dbr-tls-"), pki)
     box.sql(["CREATE DATABASE shop", "CREATE TABLE shop.orders (id INT PRIMARY KEY, note VARCHAR(20))",
              "INSERT INTO shop.orders VALUES (1, 'tls')"])
     account(box, "x509_admin", KITCHEN_SINK, require="REQUIRE X509")

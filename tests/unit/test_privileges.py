@@ -110,3 +110,13 @@ def test_every_phase_of_a_release_and_the_rollback_has_its_privileges_listed():
 
     phases = [p["name"] for p in yaml.safe_load((ROOT / "vars/release.yml").read_text())["release_phases"]]
     assert sorted(priv.PHASES) == sorted(phases + ["rollback"])
+
+
+def test_the_priv_spec_of_the_least_privileges_reads_back_as_the_grants_do():
+    from ansible.module_utils.dbrelease.grants import compare, parse_priv_spec
+
+    phases = RELEASE + ["rollback"]
+    spec = priv.priv_spec("shop", "dbrelease", phases, ALL_CONDITIONS)
+    grants = parse_show_grants(priv.grant_statements("shop", "dbrelease", phases, ALL_CONDITIONS,
+                                                     account="`r`@`%`"))
+    assert compare(parse_priv_spec(spec), grants) == {"missing": {}, "extra": {}}
