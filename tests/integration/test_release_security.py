@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 from ansible.module_utils.dbrelease import privileges
 from conftest import ROOT, short_tmpdir
 from helpers import recap, run_playbook, write_inventory
@@ -222,3 +223,27 @@ def test_a_version_that_git_or_a_path_would_refuse_writes_nothing_anywhere(setup
     assert "release_version" in out_of(proc)
     assert written() == before, "something was written"
     assert not (base / "escaped").exists() and not (base.parent / "escaped").exists()
+
+
+def test_a_vaulted_option_file_carries_the_password_without_ansible_ever_templating_it(setup, tmp_path):
+    """The vault path safe by construction: an ansible-vault encrypted client option file, read by preflight's
+    lookup (as the AWX credential's file is), whose result Ansible never templates: `{{ x }}` stays as typed."""
+    from ansible.module_utils.dbrelease.db import option_file_text
+
+    hosts = yaml.safe_load(setup["inventory"].read_text())
+    inventory = write_inventory(tmp_path / "inv" / "hosts.yml",
+                                hosts["all"]["children"]["databases"]["hosts"])  # no group_vars: no password
+    option_file = tmp_path / "db_admin.cnf"
+    option_file.write_text(option_file_text({"login_user": USER, "login_password": PASSWORD}))
+    vault_pass = tmp_path / "vault-pass"
+    vault_pass.write_text(uuid.uuid4().hex + "\n")
+    subprocess.run([str(Path(sys.executable).parent / "ansible-vault"), "encrypt", "--vault-password-file",
+                    str(vault_pass), str(option_file)], check=True, capture_output=True)
+    assert option_file.read_text().startswith("$ANSIBLE_VAULT")
+    proc = run_playbook("playbooks/preflight.yml", inventory,
+                        extra_vars={"release_version": VERSION + "-vault",
+                                    "release_db_admin_option_file": str(option_file)},
+                        args=["--vault-password-file", str(vault_pass)])
+    assert proc.returncode == 0, out_of(proc)[-6000:]
+    assert "%s@127.0.0.1 has every privilege" % USER in proc.stdout
+    assert_no_password(out_of(proc))
