@@ -9,7 +9,7 @@ description:
   - Checks the inputs the preflight phase validates before it connects anywhere; each message names the input and
     what to change. The files are looked for on the controller, where filters run.
   - C(release_version) must be usable as a git tag, a directory name and a backup label (the rules of the
-    C(release_version_problems) filter: git check-ref-format's and a file name's); C(release_db_name) must be set;
+    C(release_version_problems) filter, git check-ref-format's and a file name's); C(release_db_name) must be set;
     C(release_ddl_files) must be a list of existing files; when C(release_migration_command) is set,
     C(release_migration_chdir) must be an existing directory.
 options:

@@ -9,7 +9,7 @@ description:
   - The same directory that C(release_phase) and C(release_record) write, for plays that need it of many hosts at
     once (the fleet's gates, preflight's check that no two databases share a record).
   - C(release_artifacts_dir) defaults to C(<playbook dir>/artifacts/<host>).
-  - Fails, with the reasons, for a C(release_version) that the C(release_version_problems) filter refuses: no
+  - Fails, with the reasons, for a C(release_version) that the C(release_version_problems) filter refuses, so no
     directory is ever named after one.
 positional: version, playbook_dir, host
 options:

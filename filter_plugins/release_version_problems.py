@@ -9,10 +9,10 @@ description:
   - The release version names the git tag (C(refs/tags/<version>)), the release's directory under
     C(release_artifacts_dir) and the backups' label, so it must be all three at once.
   - Git's rules (C(git check-ref-format)) - no C(..), no C(@{), no C(.lock) or C(.) at the end, no control
-    characters, spaces, C(~ ^ : ? * [ \\), no C(/) at either end and no C(//) - are checked together with the
-    stricter rules of a file name and a backup label - ASCII letters, digits, C(.), C(_) and C(-) only, starting with a
-    letter or a digit (so never C(..) or C(.hidden), never an option C(-x)), at most 64 characters (backup labels
-    are cut there, so two longer versions could share one).
+    characters, spaces, C(~), C(^), C(:), C(?), C(*), C([), backslashes, no C(/) at either end and no C(//) - are
+    checked together with the stricter rules of a file name and a backup label - ASCII letters, digits, C(.), C(_)
+    and C(-) only, starting with a letter or a digit (so never C(..) or C(.hidden), never an option C(-x)), at
+    most 64 characters (backup labels are cut there, so two longer versions could share one).
   - Each problem is a sentence naming what was found; the version itself is quoted with C(repr()), so a newline or
     a control character in it shows as an escape, never as a line break in the message.
 positional: _input
