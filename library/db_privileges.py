@@ -19,7 +19,8 @@ description:
   - C(ALL PRIVILEGES) covers everything; C(SUPER) covers the split-off administrative privileges on MySQL and on
     MariaDB before 11.0; MySQL 8 spellings (C(SYSTEM_VARIABLES_ADMIN), C(SET_USER_ID), C(REPLICATION CLIENT)) count.
   - Read-only; C(changed) is always false. Fails, listing every lacking privilege with the phase and the reason,
-    unless I(fail=false).
+    unless I(fail=false). Optional privileges (a phase works without them, seeing less - C(PROCESS) for the lock
+    guard, the replication monitoring ones for the topology check) are only warned about.
 options:
   database:
     description: The release database.
@@ -135,13 +136,20 @@ def main():
     result = dict(changed=False, account=user, required=needed, missing=lacking, conditions=found,
                   record={"privileges": {"account": user, "phases": p["phases"], "conditions": found,
                                          "missing": lacking}})
-    if lacking:
-        msg = "%s lacks privileges for this run (nothing was changed): %s" % (user, priv.summary(lacking))
+    needed_missing, optional_missing = priv.split_missing(lacking)
+    notes = ""
+    if optional_missing:
+        notes = "; without these the phases work but see less: %s" % priv.summary(optional_missing)
+        module.warn("%s lacks optional privileges%s" % (user, notes))
+    if needed_missing:
+        msg = "%s lacks privileges for this run (nothing was changed): %s%s" % (
+            user, priv.summary(needed_missing), notes)
         if p["fail"]:
             module.fail_json(msg=msg, **result)
         module.warn(msg)
         module.exit_json(msg=msg, **result)
-    module.exit_json(msg="%s has every privilege the phases %s need" % (user, ", ".join(p["phases"])), **result)
+    module.exit_json(msg="%s has every privilege the phases %s need%s" % (user, ", ".join(p["phases"]), notes),
+                     **result)
 
 
 if __name__ == "__main__":

@@ -32,14 +32,20 @@ _TRUST = ("creating triggers and stored functions while the server writes a bina
           "log_bin_trust_function_creators=ON instead)")
 
 
-def _reqs(scope, privileges, why, when=()):
-    """Requirements of `privileges` on `scope`, applying when every condition named in `when` holds."""
+def _reqs(scope, privileges, why, when=(), optional=False):
+    """Requirements of `privileges` on `scope`, applying when every condition named in `when` holds. An optional
+    one is what a phase works without, seeing less (it is warned about, never refused)."""
     when = (when,) if isinstance(when, str) else tuple(when)
-    return [{"scope": scope, "privilege": p, "why": why, "when": when} for p in privileges]
+    return [{"scope": scope, "privilege": p, "why": why, "when": when, "optional": optional} for p in privileges]
 
 
 PHASES = {
-    "preflight": [],
+    "preflight": (
+        _reqs("global", ("SLAVE MONITOR",), "the topology check reads the replication status (without it, preflight "
+              "cannot tell whether the endpoint is a replica, and says so)", optional=True)
+        + _reqs("global", ("REPLICATION MASTER ADMIN",), "the topology check lists the replicas (SHOW SLAVE HOSTS)",
+                optional=True)
+    ),
     "lock": _reqs("lock", ("CREATE", "SELECT", "INSERT", "UPDATE", "DELETE"),
                   "the lock table: created once, then a row per release"),
     "maintenance": [],
@@ -62,7 +68,14 @@ PHASES = {
     "schema": (_reqs("db", _DDL, "the DDL files, and reading every object's definition")
                + _reqs("plan", _DDL, "the plan: a copy of the structure in <db>__dbrelease_plan_<random>")
                + _reqs("mysql", ("SELECT",), "routine definitions of other definers (mysql.proc)")
-               + _reqs("global", ("SUPER",), _TRUST, when="stored_code_binlog")),
+               + _reqs("global", ("SUPER",), _TRUST, when="stored_code_binlog")
+               + _reqs("global", ("PROCESS",), "the lock guard sees other accounts' sessions (without it, it sees only "
+                       "this account's)", optional=True)
+               + _reqs("global", ("CONNECTION ADMIN",), "the lock guard kills the idle blockers named in "
+                       "schema_kill_idle_blockers", optional=True)
+               + _reqs("global", ("SUPER",), "pt-online-schema-change creates triggers on a large table's online "
+                       "change while the server writes a binary log (or log_bin_trust_function_creators=ON)",
+                       when="binlog_untrusted", optional=True)),
     "migrate": _reqs("db", ("SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "INDEX", "DROP"),
                      "the migrations and the tool's history table (more if the migrations do more)"),
     "verify_baseline": _reqs("db", ("SELECT",), "the outbox statistics taken before the schema changes"),
@@ -80,9 +93,11 @@ PHASES = {
 # REPLICATION CLIENT for them.
 MYSQL_NAMES = {"BINLOG MONITOR": ("REPLICATION CLIENT",), "BINLOG ADMIN": ("SYSTEM_VARIABLES_ADMIN",
                                                                           "SESSION_VARIABLES_ADMIN"),
-               "SET USER": ("SET_USER_ID", "SET_ANY_DEFINER")}
+               "SET USER": ("SET_USER_ID", "SET_ANY_DEFINER"), "SLAVE MONITOR": ("REPLICATION CLIENT",),
+               "REPLICATION MASTER ADMIN": ("REPLICATION SLAVE",), "CONNECTION ADMIN": ("CONNECTION_ADMIN",)}
 # What SUPER still covers: on MariaDB before 11.0 (where it was split up for good) and on MySQL.
-SUPER_COVERS = ("BINLOG MONITOR", "BINLOG ADMIN", "SET USER")
+SUPER_COVERS = ("BINLOG MONITOR", "BINLOG ADMIN", "SET USER", "SLAVE MONITOR", "REPLICATION MASTER ADMIN",
+                "CONNECTION ADMIN")
 
 
 def scope_names(database: str, lock_schema: str) -> dict:
@@ -137,8 +152,10 @@ def covered(privilege: str, held: set, flavor: str, version) -> bool:
         return True
     if flavor == "mysql" and any(name in held for name in MYSQL_NAMES.get(privilege, ())):
         return True
-    if flavor == "mariadb" and privilege == "BINLOG MONITOR" and "REPLICATION CLIENT" in held:
-        return True  # its name before MariaDB 10.5.2, kept as an alias
+    if flavor == "mariadb" and privilege in ("BINLOG MONITOR", "SLAVE MONITOR") and "REPLICATION CLIENT" in held:
+        return True  # their name before MariaDB 10.5.2, kept as an alias (REPLICA MONITOR: SLAVE MONITOR's)
+    if flavor == "mariadb" and privilege == "SLAVE MONITOR" and "REPLICA MONITOR" in held:
+        return True
     old_super = flavor == "mysql" or tuple(version or (0,))[:1] < (11,)
     return privilege in SUPER_COVERS and "SUPER" in held and old_super
 
@@ -152,6 +169,11 @@ def missing(requirements, grants: dict, names: dict, flavor="mariadb", version=(
         if not covered(req["privilege"], held, flavor, version):
             lacking.append(dict(req, on="*.*" if req["scope"] == "global" else "%s.*" % schema))
     return lacking
+
+
+def split_missing(lacking) -> tuple[list, list]:
+    """(required, optional) parts of `missing()`'s result."""
+    return [m for m in lacking if not m["optional"]], [m for m in lacking if m["optional"]]
 
 
 def summary(lacking) -> str:
@@ -206,7 +228,8 @@ def conditions(conn, database: str, skip_binlog: bool, restore_test: bool = True
         others = int(cur.fetchone()[0])
     return {"log_bin": log_bin, "restore_test": bool(restore_test), "skip_binlog": bool(skip_binlog),
             "other_definers": others > 0,
-            "stored_code_binlog": log_bin and str(trusted).upper() not in ("1", "ON") and stored_code}
+            "stored_code_binlog": log_bin and str(trusted).upper() not in ("1", "ON") and stored_code,
+            "binlog_untrusted": log_bin and str(trusted).upper() not in ("1", "ON")}
 
 
 def grant_statements(database, lock_schema, phases, conditions, account="'db_release'@'%'", version=(10, 11, 0)
@@ -218,7 +241,7 @@ def grant_statements(database, lock_schema, phases, conditions, account="'db_rel
                 "restore": _escape(database + "__dbrelease_restore_") + "%", "lock": _escape(lock_schema),
                 "mysql": "mysql"}
     by_object = {}
-    needed = required(phases, conditions)
+    needed = [req for req in required(phases, conditions) if not req["optional"]]
     supered = any(r["privilege"] == "SUPER" for r in needed)
     for req in needed:
         if supered and req["privilege"] != "SUPER" and covered(req["privilege"], {"SUPER"}, "mariadb", version):
@@ -239,6 +262,7 @@ WHEN_TEXT = {"log_bin": "when the server writes a binary log", "restore_test": "
              "(backup_restore_test, on in staging)", "skip_binlog": "when the restore test skips the binary log (the "
              "default)", "other_definers": "when the database has objects of another DEFINER",
              "stored_code_binlog": "when the database has triggers or stored functions and the server writes a "
+             "binary log without log_bin_trust_function_creators", "binlog_untrusted": "when the server writes a "
              "binary log without log_bin_trust_function_creators"}
 SCOPE_TEXT = {"db": "`<db>`.*", "plan": "`<db>\\_\\_dbrelease\\_plan\\_%`.*",
               "restore": "`<db>\\_\\_dbrelease\\_restore\\_%`.*", "lock": "`<lock schema>`.* (`dbrelease`)",
@@ -254,11 +278,12 @@ def markdown_table() -> str:
             continue
         groups = {}
         for req in reqs:
-            groups.setdefault((req["scope"], req["why"], req["when"]), []).append(req["privilege"])
-        for (scope, why, when), privs in groups.items():
-            rows.append("| %s | %s | %s | %s%s |" % (phase, SCOPE_TEXT[scope], ", ".join(privs), why,
-                                                      " (%s)" % " and ".join(WHEN_TEXT[w] for w in when)
-                                                      if when else ""))
+            groups.setdefault((req["scope"], req["why"], req["when"], req["optional"]), []).append(req["privilege"])
+        for (scope, why, when, optional), privs in groups.items():
+            rows.append("| %s | %s | %s | %s%s%s |" % (phase, SCOPE_TEXT[scope], ", ".join(privs),
+                                                        "optional: " if optional else "", why,
+                                                        " (%s)" % " and ".join(WHEN_TEXT[w] for w in when)
+                                                        if when else ""))
     return "\n".join(rows) + "\n"
 
 

@@ -7,7 +7,7 @@ from ansible.module_utils.dbrelease import privileges as priv
 from ansible.module_utils.dbrelease.grants import parse_show_grants
 
 ALL_CONDITIONS = {"log_bin": True, "restore_test": True, "skip_binlog": True, "other_definers": True,
-                  "stored_code_binlog": True}
+                  "stored_code_binlog": True, "binlog_untrusted": True}
 NAMES = priv.scope_names("shop", "dbrelease")
 RELEASE = ["preflight", "lock", "maintenance", "backup", "grants", "schema", "migrate", "verify", "tag"]
 
@@ -62,7 +62,7 @@ def test_an_unknown_phase_is_refused():
 def test_missing_names_exactly_what_the_grants_do_not_cover(lines, flavor, version, lacking):
     reqs = priv.required(RELEASE, ALL_CONDITIONS)
     found = {(m["scope"], m["privilege"]) for m in priv.missing(reqs, parse_show_grants(lines), NAMES, flavor,
-                                                                   version)}
+                                                                   version) if not m["optional"]}
     assert lacking <= found
     if not lacking:
         assert found == set()
@@ -75,7 +75,7 @@ def test_missing_names_exactly_what_the_grants_do_not_cover(lines, flavor, versi
 def test_the_generated_grants_give_exactly_what_is_needed_and_no_privilege_in_them_is_spare(conditions, version):
     phases = RELEASE + ["rollback"]
     statements = priv.grant_statements("shop", "dbrelease", phases, conditions, account="`r`@`%`", version=version)
-    reqs = priv.required(phases, conditions)
+    reqs = [r for r in priv.required(phases, conditions) if not r["optional"]]
     assert priv.missing(reqs, parse_show_grants(statements), NAMES, "mariadb", version) == []
     assert "GRANT SELECT ON `mysql`.* TO `r`@`%`" in statements
     assert any("`shop\\_\\_dbrelease\\_plan\\_%`" in s for s in statements)
@@ -89,7 +89,7 @@ def test_the_generated_grants_give_exactly_what_is_needed_and_no_privilege_in_th
 
 
 def test_the_summary_groups_by_phase_and_says_why():
-    lacking = priv.missing(priv.required(["lock", "schema"], {}), {}, NAMES)
+    lacking = priv.split_missing(priv.missing(priv.required(["lock", "schema"], {}), {}, NAMES))[0]
     text = priv.summary(lacking)
     assert text.startswith("lock needs CREATE, SELECT, INSERT, UPDATE, DELETE on dbrelease.* (the lock table")
     assert "schema needs" in text and "shop__dbrelease_plan_0123abcd.*" in text
@@ -120,3 +120,14 @@ def test_the_priv_spec_of_the_least_privileges_reads_back_as_the_grants_do():
     grants = parse_show_grants(priv.grant_statements("shop", "dbrelease", phases, ALL_CONDITIONS,
                                                      account="`r`@`%`"))
     assert compare(parse_priv_spec(spec), grants) == {"missing": {}, "extra": {}}
+
+
+def test_optional_privileges_are_reported_apart_and_never_generated():
+    conditions = dict(ALL_CONDITIONS, stored_code_binlog=False)  # else SUPER is required, not optional
+    reqs = priv.required(["preflight", "schema"], conditions)
+    needed, optional = priv.split_missing(priv.missing(reqs, {}, NAMES))
+    assert {m["privilege"] for m in optional} == {"SLAVE MONITOR", "REPLICATION MASTER ADMIN", "PROCESS",
+                                                  "CONNECTION ADMIN", "SUPER"}
+    assert "PROCESS" not in {m["privilege"] for m in needed}
+    statements = priv.grant_statements("shop", "dbrelease", ["preflight", "schema"], conditions)
+    assert not any("PROCESS" in s or "SLAVE MONITOR" in s for s in statements)
