@@ -95,7 +95,7 @@ def test_the_option_file_of_a_killed_worker_is_removed_with_its_owner_named_and_
         assert ADMIN_PASSWORD not in json.dumps(result)
 
         again = sweep(mariadb, tmp_path, schemas=False)
-        assert again["changed"] is False and again["msg"] == "no leftovers of killed runs"
+        assert again["changed"] is False and again["msg"].startswith("no leftovers of killed runs")
     finally:
         for pid in clients:
             try:
