@@ -240,9 +240,9 @@ author: dbrelease
 notes:
   - The account needs CREATE and DROP on C(<db>__dbrelease_plan_%) with the GRANT OPTION, CREATE USER (the plan
     runs as a temporary account C(dbrelease_plan_<random>) it creates and drops), and SET USER or SUPER (to give
-    the copy's triggers and functions that account as owner while binary logging is on), and READ_ONLY ADMIN (CONNECTION_ADMIN on
-    MySQL) with the GRANT OPTION when I(plan_server) is read-only (a replica), besides the DDL
-    privileges on I(db); PROCESS to see other accounts' sessions (the lock guard says when it lacks it);
+    the copy's triggers and functions that account as owner while binary logging is on), and READ_ONLY ADMIN
+    (CONNECTION_ADMIN on MySQL) with the GRANT OPTION when I(plan_server) is read-only (a replica), besides the
+    DDL privileges on I(db); PROCESS to see other accounts' sessions (the lock guard says when it lacks it);
     REPLICATION CLIENT / REPLICA MONITOR (or SLAVE MONITOR) to read replication status; CONNECTION ADMIN or SUPER
     for I(kill_idle_blockers).
   - Exact lock information needs C(performance_schema) with the C(wait/lock/metadata/sql/mdl) instrument (MySQL 8
