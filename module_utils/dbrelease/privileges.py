@@ -69,7 +69,7 @@ PHASES = {
                + _reqs("plan", _DDL, "the plan: a copy of the structure in <db>__dbrelease_plan_<random>")
                + _reqs("plan", ("GRANT",), "the plan's temporary account is granted the copy (GRANT OPTION)")
                + _reqs("global", ("CREATE USER",), "the plan runs the DDL as a temporary account "
-                       "dbrelease_plan_<random> that it creates and drops (so --check changes nothing outside the copy)")
+                       "dbrelease_plan_<random> that it creates and drops (--check stays in the copy)")
                + _reqs("global", ("SET USER",), "the copy's triggers and stored functions get the temporary account as "
                        "DEFINER while the server writes a binary log", when="stored_code_binlog")
                + _reqs("mysql", ("SELECT",), "routine definitions of other definers (mysql.proc)")
