@@ -27,6 +27,7 @@ import secrets
 from ansible.module_utils.dbrelease import classify as cls_mod
 from ansible.module_utils.dbrelease.db import DbError, connect, quote_ident
 from ansible.module_utils.dbrelease.leftovers import claim_schema, release_schema_claim
+from ansible.module_utils.dbrelease.privileges import PLAN_ACCOUNT
 from ansible.module_utils.dbrelease.sqlident import object_references, rewrite_schema, schema_qualifiers
 
 ACCOUNT_PREFIX = "dbrelease_plan_"
@@ -210,7 +211,8 @@ class PlanCopy:
             with self.conn.cursor() as cur:
                 cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (self.user, self.host, password))
                 self.created_account = True
-                cur.execute("GRANT ALL PRIVILEGES ON %s.* TO %%s@%%s" % grant_pattern(self.tmp), (self.user, self.host))
+                cur.execute("GRANT %s ON %s.* TO %%s@%%s" % (", ".join(PLAN_ACCOUNT), grant_pattern(self.tmp)),
+                            (self.user, self.host))
                 for other in sorted(others):
                     cur.execute("GRANT SELECT, SHOW VIEW ON %s.* TO %%s@%%s" % grant_pattern(other),
                                 (self.user, self.host))

@@ -21,6 +21,9 @@ from ansible.module_utils.dbrelease.grants import parse_show_grants
 # object into the copy).
 _DDL = ("SELECT", "CREATE", "DROP", "ALTER", "INDEX", "REFERENCES", "CREATE VIEW", "SHOW VIEW", "CREATE ROUTINE",
         "ALTER ROUTINE", "TRIGGER", "EVENT")
+# What the schema plan's temporary account is granted on its copy (plancopy.PlanCopy), so what the release account
+# must hold there with the grant option: the DDL, and the data statements a release may allow.
+PLAN_ACCOUNT = _DDL + ("INSERT", "UPDATE", "DELETE", "EXECUTE", "LOCK TABLES", "CREATE TEMPORARY TABLES")
 # What loading a dump needs (tables and rows, then views, routines, triggers and events).
 _LOAD = ("SELECT", "INSERT", "CREATE", "DROP", "ALTER", "INDEX", "REFERENCES", "LOCK TABLES", "CREATE VIEW",
          "SHOW VIEW", "CREATE ROUTINE", "ALTER ROUTINE", "TRIGGER", "EVENT")
@@ -66,8 +69,8 @@ PHASES = {
     ),
     "grants": _reqs("mysql", ("SELECT",), "SHOW GRANTS FOR the accounts checked"),
     "schema": (_reqs("db", _DDL, "the DDL files, and reading every object's definition")
-               + _reqs("plan", _DDL, "the plan: a copy of the structure in <db>__dbrelease_plan_<random>")
-               + _reqs("plan", ("GRANT",), "the plan's temporary account is granted the copy (GRANT OPTION)")
+               + _reqs("plan", PLAN_ACCOUNT + ("GRANT",), "the plan: a copy of the structure in "
+                       "<db>__dbrelease_plan_<random>, granted to its temporary account (GRANT OPTION)")
                + _reqs("global", ("CREATE USER",), "the plan runs the DDL as a temporary account "
                        "dbrelease_plan_<random> that it creates and drops (--check stays in the copy)")
                + _reqs("global", ("SET USER",), "the copy's triggers and stored functions get the temporary account as "

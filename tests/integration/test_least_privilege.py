@@ -94,7 +94,9 @@ def test_an_account_lacking_privileges_is_told_which_for_which_phase_before_anyt
     p = params(mariadb, shop)
     mariadb.sql("REVOKE SUPER ON *.* FROM '%s'@'localhost'" % shop["user"])
     result = run_module("db_privileges", dict(p, database=shop["db"], phases=["schema"], lock_schema=shop["lock"]))
-    assert [(m["privilege"], m["on"]) for m in result["missing"] if not m["optional"]] == [("SUPER", "*.*")], result
+    # SUPER covers SET USER on 10.11 (the plan copy's stored code gets the temporary account as DEFINER)
+    assert sorted((m["privilege"], m["on"]) for m in result["missing"] if not m["optional"]) == [
+        ("SET USER", "*.*"), ("SUPER", "*.*")], result
     assert "log_bin_trust_function_creators" in result["msg"]
     mariadb.sql(["DROP TRIGGER orders_bi", "REVOKE CREATE ON `%s`.* FROM '%s'@'localhost'" % (
         priv._escape(shop["lock"]), shop["user"])], database=shop["db"])

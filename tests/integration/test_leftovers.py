@@ -137,10 +137,14 @@ def test_a_plan_schema_of_a_killed_schema_apply_is_dropped_and_a_running_plan_ke
 
     result = wait_for(lambda: (lambda r: r if r["removed"] else None)(sweep(mariadb, tmp_path)),
                       timeout=10, what="the killed run's connection to go", every=0.2)
-    assert [(item["kind"], item["name"]) for item in result["removed"]] == [("schema", name)]
+    account = "dbrelease_plan_" + name.rsplit("_", 1)[1]
+    assert [(item["kind"], item["name"]) for item in result["removed"]] == [("schema", name),
+                                                                            ("account", account + "@localhost")]
     assert "structure copy made for the schema plan" in result["msg"] and "connection that created it is gone" in \
         result["msg"]
+    assert "temporary account the schema plan ran its DDL as" in result["msg"]
     assert schemas(mariadb, pattern) == []
+    assert not mariadb.sql("SELECT 1 FROM mysql.user WHERE User = '%s'" % account)
     # The database itself was never touched by the killed plan.
     assert not mariadb.sql("SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '%s' AND "
                            "COLUMN_NAME = 'w'" % dbname)

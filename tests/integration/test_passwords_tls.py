@@ -49,7 +49,7 @@ print("migrated over", tls or "plain TCP/socket")
 '''
 
 
-def account(box, user, password, require="", privileges="ALL PRIVILEGES ON *.*"):
+def account(box, user, password, require="", privileges="ALL PRIVILEGES ON *.* WITH GRANT OPTION"):
     create_account(box, user, password, require=require, privileges=(privileges,))
 
 
