@@ -39,8 +39,8 @@ def start_tls_server(base: str, pki: Path, extra_args=()) -> Sandbox:
     return box
 
 
-def create_account(box, user, password, require="", privileges=("ALL PRIVILEGES ON *.*",), hosts=("localhost",
-                                                                                                  "127.0.0.1")):
+def create_account(box, user, password, require="", privileges=("ALL PRIVILEGES ON *.* WITH GRANT OPTION",),
+                   hosts=("localhost", "127.0.0.1")):
     """`user` at each host with `password` (bound, so any character works), `require` and the GRANTs listed."""
     conn = box.root()
     with conn.cursor() as cur:
