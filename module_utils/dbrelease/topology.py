@@ -97,6 +97,8 @@ def normalise_replication(row: dict) -> dict:
             _get(row, "SQL_Remaining_Delay")),
         "exec_file": _get(row, "Relay_Source_Log_File", "Relay_Master_Log_File") or "",
         "exec_pos": int(_get(row, "Exec_Source_Log_Pos", "Exec_Master_Log_Pos") or 0),
+        "do_domain_ids": _get(row, "Replicate_Do_Domain_Ids") or "",
+        "ignore_domain_ids": _get(row, "Replicate_Ignore_Domain_Ids") or "",
         "last_io_error": _get(row, "Last_IO_Error") or "",
         "last_sql_error": _get(row, "Last_SQL_Error") or "",
         "gtid": ("Using_Gtid=%s" % using_gtid if using_gtid is not None else
@@ -259,9 +261,15 @@ def primary_position(conn, flavor) -> dict:
     return found
 
 
-def mariadb_gtid_reached(replica_pos, primary_pos) -> bool:
+def mariadb_gtid_reached(replica_pos, primary_pos, do_domains="", ignore_domains="") -> bool:
     """True when a MariaDB GTID position (`@@gtid_slave_pos`) has reached `primary_pos` (`@@gtid_binlog_pos`) in
-    every replication domain: its sequence number there is at least the primary's."""
+    every replication domain it replicates (CHANGE MASTER TO DO_DOMAIN_IDS / IGNORE_DOMAIN_IDS, as SHOW SLAVE
+    STATUS lists them): its sequence number there is at least the primary's."""
+    def ids(text):
+        return {int(part) for part in re.split(r"[\s,]+", str(text or "")) if part.strip().isdigit()}
+
+    only, skip = ids(do_domains), ids(ignore_domains)
+
     def domains(text):
         found = {}
         for part in (text or "").split(","):
@@ -272,7 +280,8 @@ def mariadb_gtid_reached(replica_pos, primary_pos) -> bool:
         return found
 
     have = domains(replica_pos)
-    return all(have.get(domain, -1) >= seq for domain, seq in domains(primary_pos).items())
+    return all(have.get(domain, -1) >= seq for domain, seq in domains(primary_pos).items()
+               if domain not in skip and (not only or domain in only))
 
 
 def _log_index(name):
@@ -320,7 +329,7 @@ def _reached_fn(conn, flavor, row, executed, direct):
     def reached(target):
         if target.get("gtid") and executed:
             if flavor == "mariadb":
-                return mariadb_gtid_reached(executed, target["gtid"])
+                return mariadb_gtid_reached(executed, target["gtid"], row["do_domain_ids"], row["ignore_domain_ids"])
             try:
                 with conn.cursor() as cur:
                     cur.execute("SELECT GTID_SUBSET(%s, @@GLOBAL.gtid_executed)", (target["gtid"],))

@@ -91,9 +91,10 @@ def set_delay(replica, seconds):
 
 
 class When:
-    """A thread that runs `action` once `condition()` holds (checked every 50 ms); `done` says it did."""
+    """A thread that runs `action` once `condition()` holds (checked every 50 ms); `done` says it did. When it never
+    does within `timeout`, `otherwise` runs (so that a broken feature fails the test instead of hanging it)."""
 
-    def __init__(self, condition, action, timeout=90):
+    def __init__(self, condition, action, timeout=90, otherwise=None):
         self.done = threading.Event()
 
         def run():
@@ -104,6 +105,8 @@ class When:
                     self.done.set()
                     return
                 time.sleep(0.05)
+            if otherwise is not None:
+                otherwise()
 
         threading.Thread(target=run, daemon=True).start()
 
@@ -158,11 +161,14 @@ class Load:
         except pymysql.err.MySQLError:
             pass
 
-    def release(self):
-        self.box.sql(["KILL QUERY %d" % c.thread_id() for c in self.conns])
-        for thread in self.threads:
+    def release(self, wait=True):
+        """End the sleeps (once; a second call does nothing)."""
+        conns, self.conns = self.conns, []
+        if conns:
+            self.box.sql(["KILL QUERY %d" % c.thread_id() for c in conns])
+        for thread in self.threads if wait else ():
             thread.join(10)
-        for conn in self.conns:
+        for conn in conns:
             conn.close()
 
 
@@ -254,13 +260,13 @@ def test_each_statement_waits_for_a_delayed_replica_and_the_record_shows_the_lag
         result = schema_apply.run(params(primary, shop, tmp_path, text, replicas=[replica_entry(replica)],
                                          replica_max_lag=0, replica_lag_wait_seconds=30))
     assert stopped.done.is_set()
+    # Each gate let its statement run only once the replica had executed everything before it: #1 is there.
+    assert "currency" in columns(replica, shop)
     first, second = result["execution"]["statements"]
     assert first["replica_lag"]["replica"]["lag_seconds"] >= 2 and first["replica_lag_waited_seconds"] >= 1
-    assert first["replica_lag"]["replica"]["sql_delay"] == 3 and first["replica_lag"]["replica"]["caught_up"] is False
     assert second["replica_lag"]["replica"]["lag_seconds"] > 0 and second["replica_lag_waited_seconds"] >= 1
+    assert first["replica_lag"]["replica"]["sql_delay"] == 3 and first["replica_lag"]["replica"]["caught_up"] is False
     assert result["execution"]["summary"]["replica_lag_max_seconds"] >= 2
-    # Each gate let its statement run only once the replica had executed everything before it.
-    assert "currency" in columns(replica, shop)
     replica.wait_caught_up(primary, timeout=30)
     assert "audit" in {r[0] for r in replica.sql("SHOW TABLES FROM `%s`" % shop)}
 
@@ -275,13 +281,13 @@ def test_a_replica_that_lacks_the_latest_write_is_behind_from_the_first_read(pai
     group = topology.Replicas(login_params(primary), [replica_entry(replica)], 1, primary=conn,
                               primary_flavor="mariadb")
     try:
-        assert group.lags()["replica"] == dict(group.lags()["replica"], lag_seconds=0, caught_up=True)
+        assert group.lags()["replica"]["lag_seconds"] == 0
         primary.sql("INSERT INTO entries VALUES (1000001, 1, 'late')", database=shop)
         target = primary.sql("SELECT @@gtid_binlog_pos")[0][0]
         lag = group.lags()["replica"]
         # The write was not applied when the lag was read: it still is not now.
         assert replica.sql("SELECT MASTER_GTID_WAIT('%s', 0)" % target)[0][0] == -1
-        assert lag["caught_up"] is False and lag["lag_seconds"] > 0 and not topology.lag_ok(lag, 0)
+        assert lag["lag_seconds"] > 0 and not topology.lag_ok(lag, 0) and lag["caught_up"] is False
         seen = group.wait(0, time.monotonic() + 30)
         assert seen["waited"] >= 1 and seen["lags"]["replica"]["lag_seconds"] == 0
         assert seen["worst"]["replica"]["lag_seconds"] >= 1
@@ -326,7 +332,7 @@ def test_the_online_change_pauses_while_the_replica_lags_and_aborts_cleanly_when
             if outcome == "paused":  # the delay goes: the replica catches up, and the copy resumes
                 set_delay(replica, 0)
 
-        paused = When(stopped_pt_osc, on_pause)
+        paused = When(stopped_pt_osc, on_pause, timeout=60, otherwise=load.release)
         p = params(primary, shop, tmp_path, "ALTER TABLE entries MODIFY amount BIGINT NOT NULL;\n",
                    replicas=[replica_entry(replica)], replica_max_lag=1, replica_lag_wait_seconds=lag_wait,
                    online_min_bytes=1, online_chunk_time=0.1, lock_wait_timeout=2,
@@ -339,7 +345,7 @@ def test_the_online_change_pauses_while_the_replica_lags_and_aborts_cleanly_when
                     schema_apply.run(p)
         finally:
             if not paused.done.is_set():
-                load.release()
+                load.release(wait=False)
     assert delayed.done.is_set() and paused.done.is_set()
     if outcome == "paused":
         online = result["execution"]["statements"][0]["online"]
@@ -383,7 +389,7 @@ def test_the_lag_gate_between_fleet_batches_passes_a_caught_up_replica_and_stops
     replica.wait_caught_up(primary)
     passed = run_module("db_topology", gate)
     assert not passed.get("failed"), passed
-    assert passed["replicas"]["db2"]["lag_seconds"] <= 1 and passed["msg"].endswith("replicas: db2 %d s behind" % (
+    assert passed["replicas"]["db2"]["lag_seconds"] <= 1 and passed["msg"].endswith("replicas: db2 %g s behind" % (
         passed["replicas"]["db2"]["lag_seconds"]))
     replica.sql("STOP SLAVE SQL_THREAD")
     try:

@@ -141,6 +141,12 @@ def test_mariadb_gtid_positions_compare_per_domain(replica, primary, reached):
     assert tp.mariadb_gtid_reached(replica, primary) is reached
 
 
+def test_domains_the_replica_does_not_replicate_are_not_waited_for():
+    assert tp.mariadb_gtid_reached("0-1-9", "0-1-9,1-3-5", ignore_domains="1")
+    assert tp.mariadb_gtid_reached("0-1-9", "0-1-9,1-3-5,2-3-1", do_domains="0")
+    assert not tp.mariadb_gtid_reached("0-1-8", "0-1-9,1-3-5", ignore_domains="1,2")
+
+
 @pytest.mark.parametrize("replica, primary, reached", [
     (("mysql-bin.000007", 400), ("mysql-bin.000007", 400), True),
     (("mysql-bin.000007", 399), ("mysql-bin.000007", 400), False),
