@@ -148,10 +148,16 @@ class Load:
         self.threads = [threading.Thread(target=self._sleep, args=(c,), daemon=True) for c in self.conns]
         for thread in self.threads:
             thread.start()
+        ids = ",".join(str(c.thread_id()) for c in self.conns)
         deadline = time.monotonic() + 30
-        while box.sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(300)'")[0][0] < n:
-            assert time.monotonic() < deadline, "the load never started"
-            time.sleep(0.05)
+        try:
+            while box.sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN (%s) AND "
+                          "INFO = 'SELECT SLEEP(300)'" % ids)[0][0] < n:
+                assert time.monotonic() < deadline, "the load never started"
+                time.sleep(0.05)
+        except BaseException:
+            self.release()
+            raise
 
     @staticmethod
     def _sleep(conn):
@@ -344,16 +350,15 @@ def test_the_online_change_pauses_while_the_replica_lags_and_aborts_cleanly_when
                 with pytest.raises(schema_apply.SchemaFailure) as err:
                     schema_apply.run(p)
         finally:
-            if not paused.done.is_set():
-                load.release(wait=False)
-    assert delayed.done.is_set() and paused.done.is_set()
+            load.release(wait=False)
+    online = (result if outcome == "paused" else err.value.result)["execution"]["statements"][0]["online"]
+    assert delayed.done.is_set() and paused.done.is_set(), {k: online.get(k) for k in (
+        "pauses", "lag_max", "seconds", "output_tail")}
     if outcome == "paused":
-        online = result["execution"]["statements"][0]["online"]
         assert online["ok"] and len(online["pauses"]) >= 1 and online["paused_seconds"] >= 1
         assert online["pauses"][0]["replicas"]["replica"]["lag_seconds"] > 1 and online["lag_max"] > 1
         assert "bigint" in primary.sql("SHOW CREATE TABLE `%s`.entries" % shop)[0][1]
         return
-    online = err.value.result["execution"]["statements"][0]["online"]
     assert "pt-online-schema-change was aborted: replica lag stayed over schema_replica_max_lag 1 s" in err.value.msg
     assert "the original table is untouched" in err.value.msg and online["original_untouched"] is True
     assert online["cleanup"]["dropped_triggers"] and online["cleanup"]["dropped_tables"] == ["_entries_new"]
