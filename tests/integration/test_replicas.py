@@ -333,12 +333,13 @@ def test_the_online_change_pauses_while_the_replica_lags_and_aborts_cleanly_when
     with Writer(primary, shop):
         delayed = When(lambda: bool(pt_osc_pids()), lambda: set_delay(replica, 3))
 
-        def on_pause():
+        def on_pause():  # the delay goes: the replica catches up, and the copy resumes
             load.release()
-            if outcome == "paused":  # the delay goes: the replica catches up, and the copy resumes
-                set_delay(replica, 0)
+            set_delay(replica, 0)
 
-        paused = When(stopped_pt_osc, on_pause, timeout=60, otherwise=load.release)
+        # The pause that ends in an abort lasts about lag_wait (1 s): the test does not need to see it; the
+        # module's report says it happened. The one that resumes lasts until the test ends the delay.
+        paused = When(stopped_pt_osc, on_pause, timeout=60, otherwise=load.release) if outcome == "paused" else None
         p = params(primary, shop, tmp_path, "ALTER TABLE entries MODIFY amount BIGINT NOT NULL;\n",
                    replicas=[replica_entry(replica)], replica_max_lag=1, replica_lag_wait_seconds=lag_wait,
                    online_min_bytes=1, online_chunk_time=0.1, lock_wait_timeout=2,
@@ -352,13 +353,14 @@ def test_the_online_change_pauses_while_the_replica_lags_and_aborts_cleanly_when
         finally:
             load.release(wait=False)
     online = (result if outcome == "paused" else err.value.result)["execution"]["statements"][0]["online"]
-    assert delayed.done.is_set() and paused.done.is_set(), {k: online.get(k) for k in (
-        "pauses", "lag_max", "seconds", "output_tail")}
+    assert delayed.done.is_set() and online["pauses"] and (paused is None or paused.done.is_set()), {
+        k: online.get(k) for k in ("pauses", "lag_max", "seconds", "output_tail")}
     if outcome == "paused":
         assert online["ok"] and len(online["pauses"]) >= 1 and online["paused_seconds"] >= 1
         assert online["pauses"][0]["replicas"]["replica"]["lag_seconds"] > 1 and online["lag_max"] > 1
         assert "bigint" in primary.sql("SHOW CREATE TABLE `%s`.entries" % shop)[0][1]
         return
+    assert online["pauses"][0]["replicas"]["replica"]["lag_seconds"] > 1
     assert "pt-online-schema-change was aborted: replica lag stayed over schema_replica_max_lag 1 s" in err.value.msg
     assert "the original table is untouched" in err.value.msg and online["original_untouched"] is True
     assert online["cleanup"]["dropped_triggers"] and online["cleanup"]["dropped_tables"] == ["_entries_new"]
