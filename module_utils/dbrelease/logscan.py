@@ -67,7 +67,7 @@ def classify(line, compiled, kind):
 
 
 def _identity(st):
-    return {"inode": st.st_ino, "dev": st.st_dev, "size": st.st_size}
+    return {"inode": st.st_ino, "dev": st.st_dev, "size": st.st_size, "mtime": st.st_mtime}
 
 
 def check_readable(path):
@@ -159,8 +159,14 @@ def _read_lines(path, start, counter, max_bytes, partial_ok):
     return offset, offset - start, skipped
 
 
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".z")
+
+
 def _find_rotated(path, mark):
-    """The file in `path`'s directory that has the mark's inode (the renamed old log), else None."""
+    """The file in `path`'s directory that has the mark's inode (the renamed old log), else None.
+
+    Inode numbers are reused once a file is deleted, so a candidate must also be at least as long as the mark and
+    not older than it, and not be a compressed file."""
     directory = os.path.dirname(path) or "."
     try:
         entries = list(os.scandir(directory))
@@ -171,7 +177,9 @@ def _find_rotated(path, mark):
             st = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        if stat.S_ISREG(st.st_mode) and st.st_ino == mark.get("inode") and st.st_dev == mark.get("dev"):
+        if (stat.S_ISREG(st.st_mode) and st.st_ino == mark.get("inode") and st.st_dev == mark.get("dev")
+                and st.st_size >= int(mark.get("offset") or 0) and st.st_mtime >= float(mark.get("mtime") or 0)
+                and not entry.name.lower().endswith(COMPRESSED)):
             return entry.path
     return None
 
