@@ -7,8 +7,8 @@ name: watch_window
 short_description: The post-release watch period of a release, from its record, and whether it is over
 description:
   - The watch starts when the release's verification passed (C(phases.verify.finished) with C(status) C(ok)) and
-    lasts I(hours). Returns C(state) C(active) (verify it again), C(ended) (the period is over: nothing to verify,
-    the schedule stops) or C(not_verified) (the release never passed verification: nothing to watch).
+    lasts I(hours). Returns C(state) C(active) (verify it again), C(ended) (the period is over, nothing to verify,
+    the schedule stops) or C(not_verified) (the release never passed verification, so there is nothing to watch).
   - "The scheduled watch runs call it first and stop there unless C(state) is C(active): that is what ends the
     watch, whatever the scheduler does (AWX also stops the schedule itself: see C(watch_rrule))."
   - Pure function; raises an error naming the bad input.

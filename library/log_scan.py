@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 module: log_scan
 short_description: Count new errors and warnings in the server's error log and application logs, by pattern
 description:
-  - With I(state=mark), records where each log ends now (the release's start): the I(marks) to pass back later.
+  - With I(state=mark), records where each log ends now (the release's start), the I(marks) to pass back later.
   - With I(state=scan), reads what each log got since its mark, counts the lines by pattern (the first pattern of
     I(patterns) that applies to the file and matches the line classifies it) and returns the counts of this read
     (C(new_counts)), the totals since the marks were taken (C(counts)), a few sample lines per pattern, and the

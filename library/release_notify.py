@@ -8,19 +8,19 @@ DOCUMENTATION = r"""
 module: release_notify
 short_description: Send a release's summary to webhooks (Slack/Teams-compatible JSON) and by e-mail
 description:
-  - Builds the summary of one release event from the release record (C(release.json), or C(release.check.json)
+  - "Builds the summary of one release event from the release record (C(release.json), or C(release.check.json)
     for a dry run) and sends it to every configured driver. What is sent is the report's summary (versions, phases
     and their states, the failed phase and its error, the health verdict and its reasons, log counts, where the
-    report is): never a password, never row data. Values quoted by the server in an error message
+    report is), never a password, never row data. Values quoted by the server in an error message
     (C(Duplicate entry '...'), C(Incorrect ... value: '...'), C(Query: '...')) are replaced by C(...), and every
-    string of I(redact) is masked wherever it appears.
+    string of I(redact) is masked wherever it appears."
   - "Drivers: each URL of I(webhooks) gets an HTTP POST of a JSON object C({title, text, dbrelease}); C(text) is
     what Slack and Microsoft Teams incoming webhooks show, C(dbrelease) carries the summary as fields for other
     receivers. I(email) sends a plain-text mail over SMTP, optionally with STARTTLS or TLS and a login."
   - A driver that fails (refused, timed out, HTTP or SMTP error) never fails the task; every delivery is returned in
     C(deliveries) with its outcome and a warning is shown. Only an invalid configuration fails the task (see
     I(validate_only)), so that preflight can refuse a broken configuration before the release starts.
-  - Runs on the controller, where the record is (C(delegate_to: localhost)); the callback C(release_notify) calls
+  - Runs on the controller, where the record is (C(delegate_to=localhost)); the callback C(release_notify) calls
     the same code for a host that can no longer run tasks.
 options:
   path:
@@ -30,7 +30,7 @@ options:
     description:
       - C(start) (the release took its lock and begins), C(finish) (the run ended; the outcome, C(success),
         C(failure) or, for a dry run with I(approval_pending), C(approval), is read from the record),
-        C(refused) (another run holds the release lock: nothing of this release was changed, and the other run is
+        C(refused) (another run holds the release lock; nothing of this release was changed, and the other run is
         not said to have failed), C(rollback_start), C(rollback) (outcome from the record's C(rollback) phase),
         C(watch) (a scheduled verification found a regression, a recovery, or the end of the watch period).
     type: str
@@ -62,7 +62,7 @@ options:
     type: dict
     default: {}
   webhooks:
-    description: URLs to POST the JSON summary to. Treated as secrets (a Slack or Teams URL is its own credential):
+    description: URLs to POST the JSON summary to. Treated as secrets (a Slack or Teams URL is its own credential);
       only the scheme, host and a fingerprint are ever shown or recorded.
     type: list
     elements: str
@@ -181,8 +181,8 @@ sent:
   description: Deliveries that succeeded.
   returned: always
   type: int
-failed:
-  description: Deliveries that failed.
+undelivered:
+  description: Deliveries that failed (a count; the task itself never fails on them).
   returned: always
   type: int
 skipped:
@@ -607,7 +607,7 @@ def notify(p, check_mode=False):
     if unknown:
         raise ConfigError("release_notify_events: unknown %s; known: %s" % (", ".join(unknown), ", ".join(OUTCOMES)))
     secrets = [s for s in (p.get("redact") or ()) if s]
-    result = {"changed": False, "event": p.get("event") or "finish", "deliveries": [], "sent": 0, "failed": 0,
+    result = {"changed": False, "event": p.get("event") or "finish", "deliveries": [], "sent": 0, "undelivered": 0,
               "skipped": ""}
     if p.get("validate_only"):
         result.update(outcome="", summary={}, record={}, skipped="validate_only: configuration is valid")
@@ -628,11 +628,11 @@ def notify(p, check_mode=False):
                              secrets, send=not check_mode)
         result["deliveries"] = deliveries
         result["sent"] = sum(1 for d in deliveries if d["ok"])
-        result["failed"] = sum(1 for d in deliveries if d["ok"] is False)
+        result["undelivered"] = sum(1 for d in deliveries if d["ok"] is False)
         if check_mode:
             result["skipped"] = "check mode: nothing sent"
     result["record"] = {"event": result["event"], "outcome": summary["outcome"], "at": now_iso(),
-                        "sent": result["sent"], "failed": result["failed"], "skipped": result["skipped"],
+                        "sent": result["sent"], "undelivered": result["undelivered"], "skipped": result["skipped"],
                         "deliveries": result["deliveries"]}
     return result
 
@@ -673,7 +673,7 @@ def main():
         module.fail_json(msg=str(exc))
     for entry in result["deliveries"]:
         if entry["ok"] is False:
-            module.warn("notification %s to %s failed: %s (the release goes on; recorded)" % (
+            module.warn("the %s notification to %s was not delivered: %s (the release goes on; recorded)" % (
                 result["outcome"], entry["target"], entry["error"]))
     module.exit_json(**result)
 

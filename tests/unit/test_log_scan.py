@@ -9,9 +9,8 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT
-
 from ansible.module_utils.dbrelease import logscan
+from conftest import ROOT
 from log_scan import describe_server, targets
 
 PATTERNS = yaml.safe_load(open("/tmp/i16_patterns.yml").read())["verify_log_patterns"]  # TODO: role defaults

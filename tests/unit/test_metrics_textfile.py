@@ -8,10 +8,9 @@ import stat
 import threading
 
 import pytest
+from ansible.module_utils.dbrelease import metrics
 from helpers import run_module
 from prometheus_client.parser import text_string_to_metric_families
-
-from ansible.module_utils.dbrelease import metrics
 
 STATS = {
     "outbox": {"present": True, "counts": {"pending": 12, "delivered": 5000, "failed": 2, "dead": 1},

@@ -66,7 +66,8 @@ def test_the_first_failed_phase_is_the_earliest_started():
 
 @pytest.mark.parametrize("text,expected", [
     ("Duplicate entry 'bob@example.com-7' for key 'uq_email'", "Duplicate entry '...' for key 'uq_email'"),
-    ("Incorrect integer value: 'abc' for column `n` at row 1", "Incorrect integer value: '...' for column `n` at row 1"),
+    ("Incorrect integer value: 'abc' for column `n` at row 1",
+     "Incorrect integer value: '...' for column `n` at row 1"),
     ("Truncated incorrect DOUBLE value: '12,5'", "Truncated incorrect DOUBLE value: '...'"),
     ("Data too long for column 'note' at row 3", "Data too long for column 'note' at row 3"),
     ("Error 'x' on query. Default database: 'db'. Query: 'INSERT INTO t VALUES ('secret row')'",
@@ -203,4 +204,4 @@ def test_check_mode_lists_the_deliveries_without_sending(tmp_path):
                         "email": {"to": ["a@x.test"], "from": "r@x.test", "smtp_host": "127.0.0.1",
                                   "smtp_port": 9}}, check_mode=True)
     assert [d["ok"] for d in result["deliveries"]] == [None, None]
-    assert result["sent"] == result["failed"] == 0 and result["skipped"] == "check mode: nothing sent"
+    assert result["sent"] == result["undelivered"] == 0 and result["skipped"] == "check mode: nothing sent"
