@@ -179,3 +179,43 @@ def test_events_not_selected_and_dry_runs_send_nothing(release_dir):
     assert dry["skipped"].startswith("a dry run notifies only") and dry["outcome"] == "dry_run"
     assert approval["outcome"] == "approval" and approval["sent"] == 1
     assert hook.json_bodies()[0]["title"].endswith("plan ready, waiting for approval")
+
+
+def load_callback():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("release_notify_callback",
+                                                  Path(__file__).parents[2] / "callback_plugins/release_notify.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("told,owed", [
+    ({"start"}, ["finish"]),
+    ({"start", "finish"}, []),
+    ({"finish"}, []),
+    ({"refused"}, []),  # a run refused at the lock never announced a start: nothing is owed
+    ({"rollback_start"}, ["rollback"]),
+    (set(), []),
+])
+def test_the_callback_owes_the_close_of_what_this_run_opened(told, owed):
+    assert load_callback().owed_events(told) == owed
+
+
+def test_the_callback_sends_what_is_owed_and_records_it(release_dir):
+    hook = HttpReceiver()
+    try:
+        result = load_callback().notify_owed(str(release_dir), "finish", RUN, {
+            "release_notify_webhooks": [hook.url()], "release_environment": "production",
+            "release_db_admin_password": ADMIN_PASSWORD})
+    finally:
+        hook.close()
+    assert result["sent"] == 1 and result["outcome"] == "failure"
+    body = hook.json_bodies()[0]
+    assert body["title"].endswith("FAILED at schema") and body["dbrelease"]["environment"] == "production"
+    assert_no_secret(json.dumps(body))
+    record = json.loads((release_dir / "release.json").read_text())
+    entry = record["notifications"]["finish"]
+    assert entry["outcome"] == "failure" and entry["sent"] == 1 and "s3cr3t" not in json.dumps(entry)
+    assert record["phases"]["schema"]["status"] == "failed"  # the rest of the record is untouched
