@@ -85,7 +85,7 @@ def notify_owed(record_dir, event, since, settings):
         "approval_pending": False,
         "context": {"environment": settings.get("release_environment") or "",
                     "report": os.path.join(record_dir, "report.md"),
-                    "told_by": "the release_notify callback: the run ended before its finish play"},
+                    "note": "Told when the run ended: the host could not run its finish play."},
         "webhooks": settings.get("release_notify_webhooks") or [],
         "email": settings.get("release_notify_email") or {},
         "timeout": float(settings.get("release_notify_timeout") or 10),

@@ -57,8 +57,8 @@ options:
     type: bool
     default: false
   context:
-    description: Facts to add to the summary (C(environment), C(report), C(inventory), C(awx_job_id),
-      C(lock_holder), C(watch) ...). Must hold no secret.
+    description: Facts to add to the summary (C(environment), C(report), C(awx_job_id), C(tags), C(lock_holder)
+      with I(event=refused), C(watch) with I(event=watch), C(note)); must hold no secret.
     type: dict
     default: {}
   webhooks:
@@ -386,6 +386,8 @@ def build_summary(event, record, since="", check_record=False, approval_pending=
         lines.append("Maintenance mode is %s: switch it off when ready." % str(maintenance["state"]).upper())
     if context.get("report"):
         lines.append("Report: %s" % clean(context["report"], secrets, 300))
+    if context.get("note"):
+        lines.append(clean(context["note"], secrets, 300))
     fields = {
         "event": event,
         "outcome": outcome,
