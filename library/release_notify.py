@@ -354,6 +354,9 @@ def build_summary(event, record, since="", check_record=False, approval_pending=
         if who:
             lines.append("Started by %s%s." % (who, ", AWX job %s" % holder["awx_job_id"]
                                                 if holder.get("awx_job_id") else ""))
+    tags = [str(t) for t in (context.get("tags") or []) if str(t) not in ("all", "always")]
+    if tags and event in ("start", "refused"):
+        lines.append("Only the phases tagged %s." % ",".join(tags))
     if event == "refused" and context.get("lock_holder"):
         lines.append("Held by: %s. This run changed nothing." % clean(context["lock_holder"], secrets))
     shown = fresh if event in ("finish", "rollback") else []

@@ -119,8 +119,11 @@ def test_a_summary_carries_no_row_data_from_the_record_outputs():
 
 
 def test_start_names_who_started_it_and_refused_says_this_run_changed_nothing():
-    start = rn.build_summary("start", OK_RELEASE, RUN)
+    start = rn.build_summary("start", OK_RELEASE, RUN, context={"tags": ["all"]})
     assert start["title"].endswith(": started") and "Started by ana@ops1." in start["text"]
+    assert "tagged" not in start["text"]
+    rerun = rn.build_summary("start", OK_RELEASE, RUN, context={"tags": ["verify"]})
+    assert "Only the phases tagged verify." in rerun["text"]
     refused = rn.build_summary("refused", {}, RUN, context={
         "version": "v2", "host": "db1", "database": "shop", "lock_holder": "bob@ops2 pid 42 (release v1)"})
     assert refused["title"] == "dbrelease v2 on db1 (shop): not started: another run holds the release lock"
