@@ -116,3 +116,30 @@ def test_the_module_writes_refuses_bad_paths_and_honours_check_mode(tmp_path):
     assert bad["failed"] and "must end in .prom" in bad["msg"] and "release_metrics_textfile" in bad["msg"]
     nodir = run_module("metrics_textfile", dict(args, path=str(tmp_path / "nope" / "x.prom")))
     assert nodir["failed"] and "does not exist" in nodir["msg"]
+
+
+def test_the_documented_alert_rules_use_only_metrics_the_file_holds():
+    import re
+
+    import yaml
+    from conftest import ROOT
+
+    doc = (ROOT / "docs/watch.md").read_text()
+    block = doc.split("```yaml\ngroups:", 1)[1].split("```", 1)[0]
+    rules = yaml.safe_load("groups:" + block)["groups"][0]["rules"]
+    assert {r["alert"] for r in rules} >= {"OutboxBacklogGrowing", "OutboxNotDelivering"}
+    written = {f.name for f in text_string_to_metric_families(metrics.render(
+        STATS, BASELINE, "ok", {"deadlock": 1}, {}, "v1", {"database": "shop"}, now=1, watch_until=2))}
+    used = {name for r in rules for name in re.findall(r"\bdbrelease_[a-z_]+", r["expr"])}
+    assert used and used <= written, used - written
+    table = set(re.findall(r"`(dbrelease_[a-z_]+)`", doc.split("### Prometheus textfile", 1)[1]))
+    assert table <= written, table - written
+
+
+def test_every_metric_written_is_documented_in_the_module():
+    import metrics_textfile
+
+    written = {f.name for f in text_string_to_metric_families(metrics.render(
+        STATS, BASELINE, "ok", {"deadlock": 1}, {}, "v1", {"database": "shop"}, now=1, watch_until=2))}
+    undocumented = {name for name in written if name not in metrics_textfile.DOCUMENTATION}
+    assert not undocumented, undocumented
