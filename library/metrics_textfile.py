@@ -15,6 +15,7 @@ description:
     C(dbrelease_outbox_oldest_pending_age_seconds), C(dbrelease_outbox_delivered_in_window),
     C(dbrelease_outbox_delivery_rate_per_second), C(dbrelease_outbox_failed_in_window),
     C(dbrelease_outbox_dead_in_window), C(dbrelease_outbox_dead_letters), C(dbrelease_outbox_window_seconds),
+    C(dbrelease_outbox_delivered_estimated),
     C(dbrelease_outbox_baseline_events{status}), C(dbrelease_refresh_tokens_revoked),
     C(dbrelease_refresh_tokens_revoked_in_window), C(dbrelease_refresh_tokens),
     C(dbrelease_refresh_tokens_revoked_baseline), C(dbrelease_outbox_table_present),
