@@ -18,8 +18,8 @@ description:
   - A run that never announced a start (refused at the release lock, failed in preflight, a dry run) is not told by
     this callback, so a refused run never claims that another run's release failed.
   - The settings are the project-wide C(release_notify_webhooks), C(release_notify_email), C(release_notify_events)
-    and C(release_notify_timeout) of the host, as the inventory (and vault) give them; the admin password is
-    masked in what is sent.
+    and C(release_notify_timeout) of the host, as the inventory (and vault) give them; the admin password (the
+    C(login_password) of C(release_db_login)) is masked in what is sent.
   - A run interrupted by Ctrl-C (or an AWX cancel) ends without C(v2_playbook_on_stats); nothing is sent then (AWX's
     own notification templates report a cancelled job).
   - Loaded from C(callback_plugins/) (named in ansible.cfg); no C(callbacks_enabled) needed. In a run without a
@@ -27,13 +27,20 @@ description:
 author: dbrelease
 """
 
-import datetime
-import importlib.util
 import os
 
+import ansible.module_utils
 from ansible.plugins.callback import CallbackBase
 
-RECORD_NAMES = ("release.json", "release.check.json")
+# The project's module_utils (ansible.cfg: module_utils = ./module_utils), importable here as on a target host.
+_MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
+if _MODULE_UTILS not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(_MODULE_UTILS)
+
+from ansible.module_utils.dbrelease import notify, record  # noqa: E402
+from ansible.module_utils.dbrelease.clock import utc_now_iso  # noqa: E402
+
+RECORD_ACTIONS = ("release_phase", "release_record")
 OWED = (("start", "finish"), ("rollback_start", "rollback"))
 SETTINGS = {
     "release_notify_webhooks": [],
@@ -41,13 +48,10 @@ SETTINGS = {
     "release_notify_events": [],
     "release_notify_timeout": 10,
     "release_environment": "",
-    "release_db_admin_password": "",
+    "release_db_login": {},
+    "release_version": "",
+    "release_db_name": "",
 }
-_MODULES = {}
-
-
-def now_iso():
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def owed_events(told):
@@ -55,29 +59,9 @@ def owed_events(told):
     return [close for open_, close in OWED if open_ in told and close not in told]
 
 
-def load_module(name):
-    """A project module file (library/), found as Ansible finds it, imported once: the same code as the task."""
-    if name not in _MODULES:
-        try:
-            from ansible.plugins.loader import module_loader
-
-            path = module_loader.find_plugin(name)
-        except Exception:  # any loader trouble: fall back to the repository layout
-            path = None
-        path = path or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "library",
-                                    name + ".py")
-        spec = importlib.util.spec_from_file_location("dbrelease_callback_" + name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _MODULES[name] = module
-    return _MODULES[name]
-
-
-def notify_owed(record_dir, event, since, settings):
-    """Send `event` for the release in `record_dir` and record it; returns the release_notify result."""
-    notify = load_module("release_notify")
+def notify_owed(record_dir, event, since, settings, host=""):
+    """Send `event` for the release in `record_dir` and record it; returns the notification's result."""
     params = {
-        "path": record_dir,
         "event": event,
         "events": settings.get("release_notify_events") or [],
         "run_started": since,
@@ -85,22 +69,21 @@ def notify_owed(record_dir, event, since, settings):
         "approval_pending": False,
         "context": {"environment": settings.get("release_environment") or "",
                     "report": os.path.join(record_dir, "report.md"),
+                    "version": settings.get("release_version") or "", "host": host,
+                    "database": settings.get("release_db_name") or "",
                     "note": "Told when the run ended: the host could not run its finish play."},
         "webhooks": settings.get("release_notify_webhooks") or [],
         "email": settings.get("release_notify_email") or {},
         "timeout": float(settings.get("release_notify_timeout") or 10),
         "attempts": 2,
-        "redact": [settings.get("release_db_admin_password") or ""],
-        "validate_only": False,
+        "redact": [(settings.get("release_db_login") or {}).get("login_password") or ""],
     }
-    result = notify.notify(params)
-    record = load_module("release_record")
-    current = record.load(os.path.join(record_dir, "release.json"))
-    notifications = dict(current.get("notifications") or {})
-    notifications[event] = result["record"]
-    record.update({"path": record_dir, "phase": None, "status": None, "changed": False, "outputs": {},
-                   "error": None, "top": {"notifications": notifications}, "files": [], "state": "present"},
-                  False)
+    result = notify.notify(params, record.load(record.record_path(record_dir, False)))
+    if not result["skipped"].startswith("no notification"):
+        current = record.load(record.record_path(record_dir, False))
+        notifications = dict(current.get("notifications") or {})
+        notifications[event] = result["record"]
+        record.write(record_dir, False, [], top={"notifications": notifications})
     return result
 
 
@@ -112,13 +95,13 @@ class CallbackModule(CallbackBase):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._started = now_iso()
+        self._started = utc_now_iso()
         self._records = {}
         self._told = {}
         self._play = None
 
     def v2_playbook_on_start(self, playbook):
-        self._started = now_iso()
+        self._started = utc_now_iso()
 
     def v2_playbook_on_play_start(self, play):
         self._play = play
@@ -127,8 +110,9 @@ class CallbackModule(CallbackBase):
         host = result.host.get_name()
         action = str(result.task.action)
         path = (result.result or {}).get("record_path")
-        if path and action.endswith("release_record") and os.path.basename(path) in RECORD_NAMES:
+        if path and action.endswith(RECORD_ACTIONS) and os.path.basename(path) == record.RECORD:
             self._records[host] = os.path.dirname(path)
+        # The notification tasks carry no_log (the e-mail password): their event is read from the task itself.
         if action.endswith("release_notify") and not result.task.check_mode:
             self._told.setdefault(host, set()).add(str(result.task.args.get("event") or "finish"))
 
@@ -145,15 +129,17 @@ class CallbackModule(CallbackBase):
                 settings[name] = templar.template(variables.get(name, default))
             except Exception as exc:  # an undefined vault value: say which setting, never its value
                 settings[name] = default
-                if name != "release_db_admin_password":
-                    self._display.warning("release_notify: %s of %s could not be read (%s)"
-                                          % (name, host, type(exc).__name__))
+                self._display.warning("release_notify: %s of %s could not be read (%s)"
+                                      % (name, host, type(exc).__name__))
+        settings["record_dir"] = record.record_dir(
+            templar.template(variables.get("release_artifacts_dir")), settings["release_version"],
+            variables.get("playbook_dir"), host)
         return settings
 
     def v2_playbook_on_stats(self, stats):
         for host, told in sorted(self._told.items()):
             owed = owed_events(told)
-            if not owed or host not in self._records or self._play is None:
+            if not owed or self._play is None:
                 continue
             try:
                 settings = self._settings(host)
@@ -161,18 +147,19 @@ class CallbackModule(CallbackBase):
                 self._display.warning("release_notify: the settings of %s could not be read (%s)"
                                       % (host, type(exc).__name__))
                 continue
+            record_dir = self._records.get(host) or settings["record_dir"]
             for event in owed:
                 try:
-                    result = notify_owed(self._records[host], event, self._started, settings)
+                    result = notify_owed(record_dir, event, self._started, settings, host)
                 except Exception as exc:
                     self._display.warning("release_notify: the %s notification of %s was not sent: %s"
                                           % (event, host, type(exc).__name__))
                     continue
                 for entry in result["deliveries"]:
                     if entry["ok"] is False:
-                        self._display.warning("the %s notification to %s was not delivered: %s (recorded)"
-                                              % (result["outcome"], entry["target"], entry["error"]))
-                if result["sent"]:
-                    self._display.display("Notified %s of %s (%s) after the run ended before its finish play: "
-                                          "%d of %d deliveries." % (result["outcome"], host, event, result["sent"],
-                                                                    len(result["deliveries"])))
+                        self._display.warning("the %s notification of %s to %s was not delivered: %s (recorded)"
+                                              % (result["outcome"], host, entry["target"], entry["error"]))
+                if result["deliveries"]:
+                    self._display.display("%s | notify %s (the run ended before its finish play could): delivered "
+                                          "%d of %d" % (host, result["outcome"], result["sent"],
+                                                        len(result["deliveries"])))

@@ -62,30 +62,8 @@ options:
     description: Most bytes read per file in one call.
     type: int
     default: 67108864
-  login_user:
-    description: Account to connect as (for I(server_log=auto)).
-    type: str
-    default: db_admin
-  login_password:
-    description: Its password.
-    type: str
-    default: ""
-  login_host:
-    description: Server host (ignored when I(login_unix_socket) is set).
-    type: str
-    default: localhost
-  login_port:
-    description: Server TCP port.
-    type: int
-    default: 3306
-  login_unix_socket:
-    description: Server socket; wins over host and port.
-    type: str
-    default: ""
-  connect_timeout:
-    description: Connection timeout in seconds.
-    type: int
-    default: 10
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -99,13 +77,11 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection comes from the play (module_defaults over group/dbrelease.core.db).
 - name: Mark the logs at the release's start
   log_scan:
     state: mark
     files: [/var/log/app/app.log]
-    patterns: "{{ verify_log_patterns }}"
-    login_unix_socket: /run/mysqld/mysqld.sock
-    login_password: "{{ vault_db_admin_password }}"
   register: __marks
   no_log: true
 
@@ -115,8 +91,6 @@ EXAMPLES = r"""
     files: [/var/log/app/app.log]
     patterns: "{{ verify_log_patterns }}"
     marks: "{{ __marks.marks }}"
-    login_unix_socket: /run/mysqld/mysqld.sock
-    login_password: "{{ vault_db_admin_password }}"
   register: __scan
   no_log: true
 """
@@ -150,6 +124,12 @@ server:
   description: What the server says about its error log, C(log_error), C(path), C(note), C(log_warnings) or
     C(log_error_verbosity), C(innodb_print_all_deadlocks), C(hidden) (what the settings keep out of the log).
   returned: when I(server_log=auto)
+  type: dict
+record:
+  description: What the release record keeps - with I(state=mark), C(log_marks) (the marks, C(files) and C(server)
+    as above; phases.preflight.log_marks); with I(state=scan), C(logs) (C(files) without their marks, C(counts),
+    C(new_counts), C(severity), C(server), C(marks)).
+  returned: always
   type: dict
 """
 
@@ -255,6 +235,9 @@ def run(p, conn_factory=connect):
         for name, n in entry["new_counts"].items():
             new_counts[name] = new_counts.get(name, 0) + n
     result.update(files=entries, counts=counts, new_counts=new_counts, severity=severity, marks=new_marks)
+    kept = {key: result[key] for key in ("files", "counts", "new_counts", "severity", "marks", "server")
+            if key in result}
+    result["record"] = {"log_marks": kept} if p["state"] == "mark" else {"logs": kept}
     return result
 
 

@@ -1,16 +1,16 @@
 """The verification's figures in the Prometheus text exposition format (node_exporter's textfile collector).
 
-Stdlib only: this runs on the database host. `render()` is pure; `write_textfile()` replaces the file atomically
-(a temporary file in the same directory whose name does not end in `.prom`, flushed, then renamed), so the
-collector never reads half a file.
+Stdlib only: this runs on the database host. `render()` is pure; `write_textfile()` replaces the file with
+`files.write_atomic` (a temporary file in the same directory, named `.<name>.<random>.tmp` so the collector, which
+reads only `*.prom`, never sees it, flushed, then renamed), so the collector never reads half a file.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
+
+from ansible.module_utils.dbrelease.files import write_atomic
 
 VERDICT_VALUES = {"ok": 0, "warn": 1, "fail": 2}
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -142,24 +142,12 @@ def render(stats, baseline=None, verdict=None, log_counts=None, log_severities=N
 
 
 def write_textfile(path, text, mode=0o644):
-    """Replace `path` with `text` atomically; returns whether the content changed. Raises OSError."""
+    """Replace `path` with `text` atomically unless it already holds it; returns whether it was written."""
     try:
         with open(path, "rb") as handle:
             if handle.read() == text.encode():
                 return False
     except FileNotFoundError:
         pass
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, text, mode=mode)
     return True

@@ -208,7 +208,7 @@ def test_the_callback_sends_what_is_owed_and_records_it(release_dir):
     try:
         result = load_callback().notify_owed(str(release_dir), "finish", RUN, {
             "release_notify_webhooks": [hook.url()], "release_environment": "production",
-            "release_db_admin_password": ADMIN_PASSWORD})
+            "release_db_login": {"login_password": ADMIN_PASSWORD}}, "db1")
     finally:
         hook.close()
     assert result["sent"] == 1 and result["outcome"] == "failure"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import release_notify as rn
+from ansible.module_utils.dbrelease import notify as rn
 
 RUN = "2026-12-01T10:00:00+00:00"
 BEFORE = "2026-11-30T09:00:00+00:00"
@@ -195,16 +195,16 @@ def test_webhooks_must_be_http_urls_and_the_error_hides_the_url():
     assert "SECRET" not in str(info.value)
 
 
-def test_unknown_events_are_refused_and_nothing_configured_sends_nothing(tmp_path):
+def test_unknown_events_are_refused_and_nothing_configured_sends_nothing():
     with pytest.raises(rn.ConfigError, match="unknown succes"):
-        rn.notify({"events": ["succes"], "event": "finish"})
-    result = rn.notify({"path": str(tmp_path), "event": "start", "webhooks": [], "email": {}})
+        rn.notify({"events": ["succes"], "event": "finish"}, {})
+    result = rn.notify({"event": "start", "webhooks": [], "email": {}}, OK_RELEASE)
     assert result["skipped"].startswith("no notification configured") and result["deliveries"] == []
 
 
-def test_check_mode_lists_the_deliveries_without_sending(tmp_path):
-    result = rn.notify({"path": str(tmp_path), "event": "start", "webhooks": ["http://127.0.0.1:9/x"],
+def test_check_mode_lists_the_deliveries_without_sending():
+    result = rn.notify({"event": "start", "webhooks": ["http://127.0.0.1:9/x"],
                         "email": {"to": ["a@x.test"], "from": "r@x.test", "smtp_host": "127.0.0.1",
-                                  "smtp_port": 9}}, check_mode=True)
+                                  "smtp_port": 9}}, OK_RELEASE, send=False)
     assert [d["ok"] for d in result["deliveries"]] == [None, None]
     assert result["sent"] == result["undelivered"] == 0 and result["skipped"] == "check mode: nothing sent"
