@@ -94,8 +94,9 @@ class ActionModule(ActionBase):
         login = var("release_db_login") or {}
         params = dict(args, path=directory, check_record=check, redact=[login.get("login_password") or ""],
                       run_started=now if event in OPENING else opened.get("started") or "")
-        params["context"] = dict(args["context"], version=var("release_version") or "", host=host,
-                                 database=var("release_db_name") or "")
+        params["context"] = dict({"report": os.path.join(directory, "report.check.md" if check else "report.md")},
+                                 **args["context"])
+        params["context"].update(version=var("release_version") or "", host=host, database=var("release_db_name") or "")
         view = record.view(directory, check)
         send = not check or (event == "finish" and args["approval_pending"])
         try:

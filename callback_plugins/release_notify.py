@@ -9,8 +9,8 @@ type: notification
 short_description: Send the outcome of a release whose run ended before its finish play could tell it
 description:
   - The release tells people that it started (the C(release_notify) task after the lock) and how it ended (the
-    C(release_notify) task of the finish play). When a host can no longer run tasks (it became unreachable: a crash,
-    a power loss, a cut link) or the playbook ended before the finish play (every host of a play failed), that last
+    C(release_notify) task of the finish play). When a host can no longer run tasks (it became unreachable after a
+    crash, a power loss, a cut link) or the playbook ended before the finish play (every host of a play failed), that last
     task never runs. This callback remembers, per host, which C(release_notify) events ran in this run; when the run
     ends (C(v2_playbook_on_stats), which always runs) it sends the outcome still owed, C(finish) after C(start) and
     C(rollback) after C(rollback_start), with the same code as the task, and records the delivery in the release

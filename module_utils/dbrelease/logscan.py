@@ -50,8 +50,11 @@ def compile_patterns(patterns):
             raise PatternError("log pattern %s: applies_to must be all, server or application, got %r"
                                % (name, applies_to))
         flags = re.IGNORECASE if item.get("ignorecase") else 0
+        source = item["regex"]
+        if isinstance(source, (list, tuple)):  # alternatives, each its own regex
+            source = "|".join("(?:%s)" % part for part in source)
         try:
-            regex = re.compile(str(item["regex"]), flags)
+            regex = re.compile(str(source), flags)
         except re.error as exc:
             raise PatternError("log pattern %s: invalid regex %r: %s" % (name, item["regex"], exc)) from None
         compiled.append((name, severity, applies_to, regex))

@@ -12,10 +12,10 @@ import time
 import pymysql
 import pytest
 import yaml
-from conftest import ADMIN_PASSWORD, ADMIN_USER, login_params
+from conftest import ADMIN_PASSWORD, ADMIN_USER, ROOT, login_params
 from helpers import run_module
 
-PATTERNS = yaml.safe_load(open("/tmp/i16_patterns.yml").read())["verify_log_patterns"]  # TODO: role defaults
+PATTERNS = yaml.safe_load((ROOT / "roles/verify/defaults/main.yml").read_text())["verify_log_patterns"]
 
 
 def scan_args(box, app_log, **extra):

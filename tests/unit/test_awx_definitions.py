@@ -92,7 +92,7 @@ def variables_read() -> set[str]:
     names: set[str] = set()
     for path in playbook_files() + role_yaml_files():
         for key, value in walk(load(path)):
-            if key in BARE_EXPRESSION_KEYS:
+            if key in BARE_EXPRESSION_KEYS and "{{" not in value:
                 names |= jinja_names("{{ %s }}" % value)
             elif "{{" in value or "{%" in value:
                 names |= jinja_names(value)

@@ -13,7 +13,7 @@ from ansible.module_utils.dbrelease import logscan
 from conftest import ROOT
 from log_scan import describe_server, targets
 
-PATTERNS = yaml.safe_load(open("/tmp/i16_patterns.yml").read())["verify_log_patterns"]  # TODO: role defaults
+PATTERNS = yaml.safe_load((ROOT / "roles/verify/defaults/main.yml").read_text())["verify_log_patterns"]
 COMPILED = logscan.compile_patterns(PATTERNS)
 
 LINES = [
@@ -283,3 +283,8 @@ def test_settings_that_keep_lines_out_of_the_log_are_said(flavor, level_name, le
 def test_targets_read_the_server_log_first_and_each_path_once():
     assert targets("/d/x.err", ["/a/app.log", "/d/x.err", "/a/app.log", ""]) == [
         ("server error log", "/d/x.err", "server"), ("app.log", "/a/app.log", "application")]
+
+
+def test_a_list_of_regexes_is_their_alternatives():
+    compiled = logscan.compile_patterns([{"name": "x", "regex": ["^a", "b$"]}])
+    assert [logscan.classify(line, compiled, "server") for line in ("a1", "1b", "1a1")] == ["x", "x", None]
