@@ -9,10 +9,10 @@ type: notification
 short_description: Send the outcome of a release whose run ended before its finish play could tell it
 description:
   - The release tells people that it started (the C(release_notify) task after the lock) and how it ended (the
-    C(release_notify) task of the finish play). When a host can no longer run tasks (it became unreachable after a
-    crash, a power loss, a cut link) or the playbook ended before the finish play (every host of a play failed), that last
-    task never runs. This callback remembers, per host, which C(release_notify) events ran in this run; when the run
-    ends (C(v2_playbook_on_stats), which always runs) it sends the outcome still owed, C(finish) after C(start) and
+    C(release_notify) task of the finish play). When a host can no longer run tasks (it became unreachable after
+    a crash, a power loss, a cut link) or the playbook ended before the finish play, that last task never runs.
+    This callback remembers, per host, which C(release_notify) events ran in this run; when the run ends
+    (C(v2_playbook_on_stats), which always runs) it sends the outcome still owed, C(finish) after C(start) and
     C(rollback) after C(rollback_start), with the same code as the task, and records the delivery in the release
     record (C(notifications)).
   - A run that never announced a start (refused at the release lock, failed in preflight, a dry run) is not told by
