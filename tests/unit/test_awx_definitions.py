@@ -434,3 +434,17 @@ def test_the_watch_is_scheduled_after_the_production_release_and_ends_by_itself(
     assert "default(72)" in role_default and play["vars"]["release_watch_hours"] == 72
     hours = [q for q in names["dbrelease watch"]["survey_spec"]["spec"] if q["variable"] == "release_watch_hours"]
     assert hours[0]["default"] == 72
+
+
+def test_the_watch_schedule_template_reaches_the_awx_api_and_the_watch_the_production_databases():
+    names = {t["name"]: t for t in JOB_TEMPLATES}
+    assert names["dbrelease schedule the watch"]["controller_credential"] is True
+    assert {names[n].get("environment") for n in ("dbrelease watch", "dbrelease schedule the watch")} == {"production"}
+    for workflow in WORKFLOWS:
+        for node in workflow["nodes"]:
+            if node.get("unified_job_template") == "dbrelease schedule the watch":
+                assert node["controller_credential"] is True
+    configure = load(AWX / "configure.yml")[0]
+    assert configure["vars"]["dbrelease_awx_controller_credential"] == ""
+    job = next(t for t in configure["tasks"] if t["name"].startswith("Create the job template"))["awx.awx.job_template"]
+    assert "controller_credential" in job["credentials"] and "item.environment" in job["inventory"]
