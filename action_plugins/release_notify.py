@@ -9,7 +9,9 @@ outcome owed when no task can run any more). This plugin:
 - masks the admin password (the `login_password` of `release_db_login`, the one name it travels under) and the
   e-mail password in everything it sends;
 - remembers when this run opened the release (`start` or `rollback_start`) in the host fact `dbrelease_notify`, so
-  that the closing notification (`finish`, `rollback`) judges only the phases of this run;
+  that the closing notification (`finish`, `rollback`) judges only the phases of this run, and takes the phase that
+  stopped the run from the phase mechanism's `dbrelease_run.failed` (the record's entry may have been rewritten by
+  the clean-up since);
 - sends nothing under --check, except the outcome of a dry run whose plan waits for approval;
 - records each notification in the release record (`notifications.<event>`: outcome, time, deliveries) when the
   record is this run's (`dbrelease_run.writes`), so a run refused at the lock writes nothing;
@@ -97,6 +99,8 @@ class ActionModule(ActionBase):
         params["context"] = dict({"report": os.path.join(directory, "report.check.md" if check else "report.md")},
                                  **args["context"])
         params["context"].update(version=var("release_version") or "", host=host, database=var("release_db_name") or "")
+        if run.get("failed") and event in ("finish", "rollback"):
+            params["context"]["failed"] = {"phase": run["failed"].get("phase"), "error": run["failed"].get("error")}
         view = record.view(directory, check)
         send = not check or (event == "finish" and args["approval_pending"])
         try:

@@ -92,6 +92,11 @@ def outcome_of(event, record, since, check_record=False, approval_pending=False,
                               "got %r" % outcome)
         return outcome, watch.get("detail") or ""
     phases = fresh_phases(record, since)
+    # The phase that stopped this run, as the phase mechanism remembers it (dbrelease_run.failed): the record's
+    # entry may have been rewritten since by the clean-up (maintenance switched off again records its phase ok).
+    stopped = context.get("failed") or {}
+    if stopped.get("phase") and event in ("finish", "rollback"):
+        return "failure", "%s failed: %s" % (stopped["phase"], stopped.get("error") or "no error recorded")
     if event == "rollback":
         entry = ((record or {}).get("phases") or {}).get("rollback") or {}
         if entry.get("status") == "ok":
@@ -118,7 +123,7 @@ _HEADLINES = {
     "failure": "FAILED",
     "approval": "plan ready, waiting for approval",
     "dry_run": "dry run OK",
-    "refused": "not started: another run holds the release lock",
+    "refused": "not started: the release lock was not taken",
     "rollback_start": "rollback started",
     "rollback": "ROLLED BACK",
     "regression": "REGRESSION during the watch",
@@ -139,7 +144,9 @@ def build_summary(event, record, since="", check_record=False, approval_pending=
     phases = record.get("phases") or {}
     fresh = fresh_phases(record, since)
     headline = _HEADLINES[outcome]
-    failed_phase = next((name for name, entry in fresh if entry.get("status") == "failed"), None)
+    stopped = context.get("failed") or {}
+    failed_phase = stopped.get("phase") if event in ("finish", "rollback") else None
+    failed_phase = failed_phase or next((name for name, entry in fresh if entry.get("status") == "failed"), None)
     if outcome == "failure" and failed_phase:
         headline = "FAILED at %s" % failed_phase
     title = "dbrelease %s on %s (%s): %s" % (version, host, database, headline)
@@ -159,7 +166,7 @@ def build_summary(event, record, since="", check_record=False, approval_pending=
     if tags and event in ("start", "refused"):
         lines.append("Only the phases tagged %s." % ",".join(tags))
     if event == "refused" and context.get("lock_holder"):
-        lines.append("Held by: %s. This run changed nothing." % clean(context["lock_holder"], secrets))
+        lines.append("The lock phase said: %s. This run changed nothing." % clean(context["lock_holder"], secrets))
     shown = fresh if event in ("finish", "rollback") else []
     if shown:
         lines.append("Phases: %s." % ", ".join(
@@ -201,7 +208,8 @@ def build_summary(event, record, since="", check_record=False, approval_pending=
         "environment": context.get("environment") or "",
         "check_mode": bool(check_record),
         "failed_phase": failed_phase or "",
-        "error": clean((phases.get(failed_phase) or {}).get("error"), secrets) if failed_phase else "",
+        "error": clean(stopped.get("error") or (phases.get(failed_phase) or {}).get("error"), secrets)
+        if failed_phase else "",
         "phases": {name: entry.get("status") for name, entry in shown},
         "verdict": (verify.get("verdict") or "") if dict(fresh).get("verify") else "",
         "reasons": reasons if event == "finish" else [],

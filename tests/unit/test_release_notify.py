@@ -58,6 +58,18 @@ def test_the_outcome_is_judged_from_this_runs_phases(event, rec, since, check, a
     assert detail_part in detail
 
 
+def test_the_phase_that_stopped_the_run_wins_over_a_record_the_clean_up_rewrote():
+    # Maintenance failed, then the finish play switched it off again and recorded the phase ok.
+    rec = record(preflight=phase("ok"), maintenance=phase("ok", state="off"))
+    stopped = {"failed": {"phase": "maintenance", "error": "Write the flag: Not a directory"}}
+    assert rn.outcome_of("finish", rec, RUN, context=stopped) == (
+        "failure", "maintenance failed: Write the flag: Not a directory")
+    summary = rn.build_summary("finish", rec, RUN, context=stopped)
+    assert summary["title"].endswith("FAILED at maintenance")
+    assert summary["fields"]["error"] == "Write the flag: Not a directory"
+    assert rn.outcome_of("start", rec, RUN, context=stopped)[0] == "start"
+
+
 def test_the_first_failed_phase_is_the_earliest_started():
     rec = record(verify=phase("failed", "2026-12-01T10:05:00+00:00", error="late"),
                  backup=phase("failed", "2026-12-01T10:01:00+00:00", error="early"))
@@ -126,8 +138,8 @@ def test_start_names_who_started_it_and_refused_says_this_run_changed_nothing():
     assert "Only the phases tagged verify." in rerun["text"]
     refused = rn.build_summary("refused", {}, RUN, context={
         "version": "v2", "host": "db1", "database": "shop", "lock_holder": "bob@ops2 pid 42 (release v1)"})
-    assert refused["title"] == "dbrelease v2 on db1 (shop): not started: another run holds the release lock"
-    assert "Held by: bob@ops2 pid 42 (release v1). This run changed nothing." in refused["text"]
+    assert refused["title"] == "dbrelease v2 on db1 (shop): not started: the release lock was not taken"
+    assert "The lock phase said: bob@ops2 pid 42 (release v1). This run changed nothing." in refused["text"]
     assert "FAILED" not in refused["text"] and refused["outcome"] == "refused"
 
 
