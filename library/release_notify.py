@@ -32,7 +32,8 @@ options:
         C(failure) or, for a dry run with I(approval_pending), C(approval), is read from the record),
         C(refused) (this run's lock phase failed, usually because another run holds the release lock; nothing of
         this release was changed, and the other run is not said to have failed), C(rollback_start),
-        C(rollback) (outcome from the record's C(rollback) phase), C(watch) (a scheduled verification found a regression, a recovery, or the end of the watch period).
+        C(rollback) (outcome from the record's C(rollback) phase), C(watch) (a scheduled verification found a
+        regression, a recovery, or the end of the watch period).
     type: str
     choices: [start, finish, refused, rollback_start, rollback, watch]
     default: finish
