@@ -1,7 +1,7 @@
-"""The release tells people, reads the logs during its watch, and writes the Prometheus textfile; then watch.yml
-keeps watching it. Real runs of release.yml and watch.yml against a real MariaDB, a real HTTP receiver (and one
-that is down, one that is slow) and a real SMTP server with STARTTLS and a login; the test writes errors into the
-application log while the release watches it, and rotates it.
+"""The release tells people, reads the logs during its watch, and writes the Prometheus textfile; then
+post_release_watch.yml keeps watching it. Real runs of release.yml and post_release_watch.yml against a real MariaDB,
+a real HTTP receiver (and one that is down, one that is slow) and a real SMTP server with STARTTLS and a login; the
+test writes errors into the application log while the release watches it, and rotates it.
 
 One release (module-scoped) is shared by the checks of what it told and by the watch runs that follow it.
 """
@@ -196,9 +196,9 @@ def test_the_textfile_holds_the_figures_of_the_last_poll(released):
 
 def run_watch(released, **extra):
     before = len(released.posts())
-    proc = released.run("watch.yml", extra_vars=extra)
+    proc = released.run("post_release_watch.yml", extra_vars=extra)
     told = [p for p in released.posts()[before:] if p["dbrelease"]["event"] == "watch"]
-    return proc, told, released.record["phases"]["watch"]
+    return proc, told, released.record["phases"]["post_release_watch"]
 
 
 def test_the_watch_tells_a_regression_once_and_its_end_once(released):

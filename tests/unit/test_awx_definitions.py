@@ -413,36 +413,39 @@ def test_the_production_plan_is_notified_as_waiting_for_approval():
 
 def test_the_watch_is_scheduled_after_the_production_release_and_ends_by_itself():
     names = {t["name"]: t for t in JOB_TEMPLATES}
-    assert names["dbrelease watch"]["playbook"] == "watch.yml"
-    assert names["dbrelease schedule the watch"]["playbook"] == "awx/watch_schedule.yml"
+    assert names["dbrelease post-release watch"]["playbook"] == "post_release_watch.yml"
+    assert names["dbrelease schedule the post-release watch"]["playbook"] == "awx/schedule_post_release_watch.yml"
     for workflow in WORKFLOWS:
         nodes = {n["identifier"]: n for n in workflow["nodes"]}
-        schedule = [i for i, n in nodes.items() if n.get("unified_job_template") == "dbrelease schedule the watch"]
+        schedule = [i for i, n in nodes.items()
+                    if n.get("unified_job_template") == "dbrelease schedule the post-release watch"]
         assert schedule, workflow["name"]
         before = [i for i, n in nodes.items() if schedule[0] in (n.get("success_nodes") or [])]
         assert [nodes[i]["unified_job_template"] for i in before] == ["dbrelease fleet release"]
-    play = load(AWX / "watch_schedule.yml")[0]
+    play = load(AWX / "schedule_post_release_watch.yml")[0]
     schedule_task = next(t for t in play["tasks"] if "awx.awx.schedule" in t)["awx.awx.schedule"]
-    assert schedule_task["unified_job_template"] == "{{ dbrelease_awx_watch_job_template }}"
-    assert play["vars"]["dbrelease_awx_watch_job_template"] == "dbrelease watch"
+    assert schedule_task["unified_job_template"] == "{{ dbrelease_awx_post_release_watch_template }}"
+    assert play["vars"]["dbrelease_awx_post_release_watch_template"] == "dbrelease post-release watch"
     facts = next(t for t in play["tasks"] if "ansible.builtin.set_fact" in t)["ansible.builtin.set_fact"]
     rule = facts["__watch_rrule"]
     assert "watch_rrule(release_watch_hours" in rule  # UNTIL: AWX ends the schedule by itself
     assert set(schedule_task["extra_data"]) == {"release_version", "release_watch_hours"}
     # One length of the watch: the schedule's default, the survey's and the verify role's agree.
-    role_default = load(ROOT / "roles/verify/defaults/main.yml")["verify_watch_hours"]
+    role_default = load(ROOT / "roles/verify/defaults/main.yml")["verify_post_release_hours"]
     assert "default(72)" in role_default and play["vars"]["release_watch_hours"] == 72
-    hours = [q for q in names["dbrelease watch"]["survey_spec"]["spec"] if q["variable"] == "release_watch_hours"]
+    hours = [q for q in names["dbrelease post-release watch"]["survey_spec"]["spec"]
+             if q["variable"] == "release_watch_hours"]
     assert hours[0]["default"] == 72
 
 
 def test_the_watch_schedule_template_reaches_the_awx_api_and_the_watch_the_production_databases():
     names = {t["name"]: t for t in JOB_TEMPLATES}
-    assert names["dbrelease schedule the watch"]["controller_credential"] is True
-    assert {names[n].get("environment") for n in ("dbrelease watch", "dbrelease schedule the watch")} == {"production"}
+    assert names["dbrelease schedule the post-release watch"]["controller_credential"] is True
+    watch_templates = ("dbrelease post-release watch", "dbrelease schedule the post-release watch")
+    assert {names[n].get("environment") for n in watch_templates} == {"production"}
     for workflow in WORKFLOWS:
         for node in workflow["nodes"]:
-            if node.get("unified_job_template") == "dbrelease schedule the watch":
+            if node.get("unified_job_template") == "dbrelease schedule the post-release watch":
                 assert node["controller_credential"] is True
     configure = load(AWX / "configure.yml")[0]
     assert configure["vars"]["dbrelease_awx_controller_credential"] == ""
