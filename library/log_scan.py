@@ -227,7 +227,7 @@ def run(p, conn_factory=connect):
         new_marks[path] = scanned.pop("mark")
         entries.append(dict(scanned, name=name))
     counts, new_counts, severity = {}, {}, {"error": 0, "warning": 0}
-    severities = {name: sev for name, sev, _applies, _regex in compiled}
+    severities = {entry[0]: entry[1] for entry in compiled}
     for entry in entries:
         for name, n in entry["counts"].items():
             counts[name] = counts.get(name, 0) + n

@@ -50,20 +50,22 @@ def compile_patterns(patterns):
             raise PatternError("log pattern %s: applies_to must be all, server or application, got %r"
                                % (name, applies_to))
         flags = re.IGNORECASE if item.get("ignorecase") else 0
-        source = item["regex"]
-        if isinstance(source, (list, tuple)):  # alternatives, each its own regex
-            source = "|".join("(?:%s)" % part for part in source)
+        # A list is alternatives, each its own regex: also what lets the search stay fast (a regex that starts with
+        # a literal is found by a plain string search; an alternation of several is tried at every position).
+        parts = [str(part) for part in item["regex"]] if isinstance(item["regex"], (list, tuple)) else [
+            str(item["regex"])]
         try:
-            regex = re.compile(str(source), flags)
+            regex = re.compile("|".join("(?:%s)" % part for part in parts), flags)
+            searches = [re.compile(part, flags | re.MULTILINE) for part in parts]
         except re.error as exc:
             raise PatternError("log pattern %s: invalid regex %r: %s" % (name, item["regex"], exc)) from None
-        compiled.append((name, severity, applies_to, regex))
+        compiled.append((name, severity, applies_to, regex, searches))
     return compiled
 
 
 def classify(line, compiled, kind):
     """Pure: the name of the first pattern that applies to `kind` and matches `line`, else None."""
-    for name, _severity, applies_to, regex in compiled:
+    for name, _severity, applies_to, regex, _searches in compiled:
         if applies_to in ("all", kind) and regex.search(line):
             return name
     return None
@@ -102,17 +104,39 @@ def mark_file(path):
     return mark
 
 
+def searches_for(compiled, kind):
+    """The regexes that find every line some pattern of `kind` could match, each alternative on its own: only the
+    lines they find are classified (most log lines match nothing, and one search over a whole block is far cheaper
+    than every pattern on every line)."""
+    return [search for _name, _severity, applies_to, _regex, searches in compiled if applies_to in ("all", kind)
+            for search in searches]
+
+
 class _Counter:
     def __init__(self, compiled, kind, samples, counts=None, kept=None):
         self.compiled, self.kind, self.samples = compiled, kind, samples
+        self.searches = searches_for(compiled, kind)
         self.new = {}
         self.counts = dict(counts or {})
         self.kept = {k: list(v) for k, v in (kept or {}).items()}
         self.lines = 0
 
+    def block(self, data):
+        """Count the whole lines of `data` (bytes ending with a newline, or one last line without)."""
+        text = data.decode("utf-8", errors="replace")
+        self.lines += text.count("\n") + (0 if text.endswith("\n") else 1)
+        starts = set()
+        for search in self.searches:
+            for found in search.finditer(text):
+                starts.add(text.rfind("\n", 0, found.start()) + 1)
+        for start in sorted(starts):
+            end = text.find("\n", start)
+            self._classify(text[start:len(text) if end < 0 else end].rstrip("\r"))
+
     def line(self, raw):
-        self.lines += 1
-        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        self.block(raw)
+
+    def _classify(self, text):
         name = classify(text, self.compiled, self.kind)
         if name is None:
             return
@@ -148,10 +172,11 @@ def _read_lines(path, start, counter, max_bytes, partial_ok):
             if not chunk:
                 break
             buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for raw in lines:
-                counter.line(raw)
-                offset += len(raw) + 1
+            cut = buffer.rfind(b"\n") + 1
+            if cut:
+                counter.block(buffer[:cut])
+                offset += cut
+                buffer = buffer[cut:]
             if len(buffer) >= CHUNK * 4:  # a line of more than 4 MiB: count it as one and go on
                 counter.line(buffer)
                 offset += len(buffer)
