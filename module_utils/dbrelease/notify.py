@@ -38,6 +38,15 @@ _VALUE_PATTERNS = (
 )
 
 
+# What an ended rollback did, by its mode (phases.rollback.mode; a record without one is a restore).
+_ROLLED_BACK = {
+    "restore": "the database is back at the release's backup",
+    "pitr": "the database is back at the release's backup, with the binary logs replayed up to the release's "
+            "first DDL",
+    "schema": "the release's schema changes are reversed; the rows written since the release are kept",
+}
+
+
 class ConfigError(ValueError):
     """The notification configuration is invalid; the message names the setting."""
 
@@ -100,7 +109,7 @@ def outcome_of(event, record, since, check_record=False, approval_pending=False,
     if event == "rollback":
         entry = ((record or {}).get("phases") or {}).get("rollback") or {}
         if entry.get("status") == "ok":
-            return "rollback", "the database is back at the release's backup"
+            return "rollback", _ROLLED_BACK.get(entry.get("mode") or "restore", _ROLLED_BACK["restore"])
         return "failure", "rollback %s: %s" % (entry.get("status") or "did not run",
                                                entry.get("error") or "no error recorded")
     failed = [(name, entry) for name, entry in phases if entry.get("status") == "failed"]

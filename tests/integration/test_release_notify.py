@@ -109,14 +109,16 @@ def released(mariadb):
     setup = Setup(mariadb, dbname, base)
 
     def application():
-        """The application logs errors while the release watches, and its log is rotated in the middle."""
+        """The application logs errors while the release verifies, then rotates its log and logs more once the
+        verify phase has read the logs (it writes the textfile right after): only a watch poll can count those."""
         deadline = time.monotonic() + 300
         while phase_status(setup.record_dir, "verify") != "running" and time.monotonic() < deadline:
             time.sleep(0.2)
         with open(setup.app_log, "a") as handle:
             handle.write('{"level":"error","msg":"outbox relay failed","err":"ECONNRESET"}\n')
             handle.write("2026-12-01T10:15:01Z WARN slow query: 2300 ms\n")
-        time.sleep(1)
+        while not setup.textfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
         os.rename(setup.app_log, str(setup.app_log) + ".1")
         with open(setup.app_log, "a") as handle:
             handle.write("2026-12-01T10:16:00Z ERROR relay: cannot deliver event 91\n")
@@ -178,8 +180,11 @@ def test_the_logs_are_read_from_the_release_start_through_the_rotation(released)
     assert server["path"] == str(released.box.log) and server["status"] == "ok"
     assert app["path"] == str(released.app_log) and app["status"] == "ok"
     assert logs["health"]["verdict"] == "warn" and any("app_error" in r for r in logs["health"]["reasons"])
+    # The lines written after the verify phase's own read (the rotation, the second error, the deadlock) were
+    # counted by the watch's polls.
     polls = released.record["phases"]["verify"]["watch"]["polls"]
-    assert len(polls) == 2 and any(p["verdict"] == "warn" for p in polls)
+    assert len(polls) == 2 and all(p["verdict"] == "warn" for p in polls), polls
+    assert polls[-1]["logs"] == {"error": 3, "warning": 1}, polls
     report = (released.record_dir / "report.md").read_text()
     assert "## Logs since the release started" in report and "backend.log" in report
 

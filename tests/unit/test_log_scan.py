@@ -291,9 +291,8 @@ def test_a_list_of_regexes_is_their_alternatives():
 
 
 def test_every_default_alternative_starts_with_a_literal_so_the_search_stays_fast():
-    """A regex that starts with a literal is found by a plain string search (about 80 MiB of log per CPU-second for
-    the whole default list); one that starts with \\b, a group, ^ or an ignorecase flag is tried at every position
-    of the log, some 20 times slower."""
+    """A regex that starts with a literal is found by a plain string search; one that starts with \\b, a group, ^ or
+    an ignorecase flag is tried at every position of the log, many times slower (docs/benchmarks.md, bench logs)."""
     for pattern in PATTERNS:
         assert not pattern.get("ignorecase"), pattern["name"]
         for part in pattern["regex"] if isinstance(pattern["regex"], list) else [pattern["regex"]]:

@@ -49,6 +49,8 @@ OK_RELEASE = record(
     ("finish", OK_RELEASE, RUN, True, False, "dry_run", ""),
     ("finish", record(schema=phase("failed", error="x")), RUN, True, True, "failure", "schema failed"),
     ("rollback", record(rollback=phase("ok")), RUN, False, False, "rollback", "back at the release's backup"),
+    ("rollback", record(rollback=phase("ok", mode="schema")), RUN, False, False, "rollback", "rows written since"),
+    ("rollback", record(rollback=phase("ok", mode="pitr")), RUN, False, False, "rollback", "binary logs replayed"),
     ("rollback", record(rollback=phase("failed", error="checksum differs")), RUN, False, False, "failure",
      "checksum differs"),
 ])
