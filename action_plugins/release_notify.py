@@ -114,9 +114,14 @@ class ActionModule(ActionBase):
         if event in OPENING:
             result["ansible_facts"] = {NOTIFY_FACT: {"started": now, "opened": event}}
         if send and run.get("writes") is not False and not outcome["skipped"].startswith("no notification"):
-            current = record.load(record.record_path(directory, check))
-            record.write(directory, check, [], top={
-                "notifications": record_entry(current.get("notifications"), event, outcome["record"])})
+            try:
+                current = record.load(record.record_path(directory, check))
+                record.write(directory, check, [], top={
+                    "notifications": record_entry(current.get("notifications"), event, outcome["record"])})
+            except OSError as exc:  # a notifier never fails the release, nor does recording what it did
+                result["record_error"] = "%s: %s" % (directory, exc.strerror or exc)
+                display.warning("the %s notification of %s could not be recorded in %s: %s (the release goes on)"
+                                % (outcome["outcome"], host, directory, exc.strerror or exc))
         for entry in outcome["deliveries"]:
             if entry["ok"] is False:
                 display.warning("the %s notification of %s to %s was not delivered: %s (the release goes on; "
