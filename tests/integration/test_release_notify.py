@@ -242,6 +242,24 @@ def test_the_watch_tells_a_regression_once_and_its_end_once(released):
     assert proc.returncode == 0 and told == [] and watch["change"] == "unchanged"
 
 
+def test_a_rollback_tells_its_start_and_how_it_ended(released):
+    """The last use of the shared release: rollback.yml restores its backup and tells it through every driver."""
+    if released.proc.returncode:
+        pytest.skip("the release failed")
+    before = len(released.posts())
+    proc = released.run("rollback.yml", extra_vars={"release_rollback_confirm": True})
+    assert proc.returncode == 0, text(proc)
+    told = released.posts()[before:]
+    assert [(p["dbrelease"]["event"], p["dbrelease"]["outcome"]) for p in told] == [
+        ("rollback_start", "rollback_start"), ("rollback", "rollback")], told
+    assert told[0]["title"].endswith(": rollback started") and told[1]["title"].endswith(": ROLLED BACK")
+    assert told[1]["dbrelease"]["phases"]["rollback"] == "ok" and "back at the release's backup" in told[1]["text"]
+    assert "Subject: " + told[1]["title"] in released.smtp.messages[-1]["data"]
+    notes = released.record["notifications"]
+    assert notes["rollback_start"]["sent"] == 2 and notes["rollback"]["outcome"] == "rollback"
+    assert_no_secret(json.dumps(told), released.smtp.messages[-1]["data"], json.dumps(released.record))
+
+
 def test_a_failed_release_tells_the_phase_and_a_refused_run_never_claims_the_other_failed(mariadb, dbname):
     load_schema(mariadb, dbname)
     base = Path(short_tmpdir("dbr-ntf2-"))
