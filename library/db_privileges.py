@@ -130,7 +130,7 @@ def main():
         module.fail_json(msg="cannot read the grants of %s: %s" % (endpoint(p), exc))
     finally:
         conn.close()
-    needed = priv.required(p["phases"], found)
+    needed = priv.demote_unknown(priv.required(p["phases"], found), found)
     lacking = priv.missing(needed, grants, priv.scope_names(p["database"], p["lock_schema"]), server["flavor"],
                            server["version_tuple"])
     result = dict(changed=False, account=user, required=needed, missing=lacking, conditions=found,
@@ -138,6 +138,10 @@ def main():
                                          "missing": lacking}})
     needed_missing, optional_missing = priv.split_missing(lacking)
     notes = ""
+    if found.get("unknown"):
+        module.warn("the definitions in %s could not be read within %d s (a running DDL holds their metadata "
+                    "locks): %s assumed, their privileges not required" % (
+                        p["database"], priv.CONDITIONS_LOCK_WAIT_S, ", ".join(found["unknown"])))
     if optional_missing:
         notes = "; without these the phases work but see less: %s" % priv.summary(optional_missing)
         module.warn("%s lacks optional privileges%s" % (user, notes))

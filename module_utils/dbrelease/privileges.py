@@ -216,28 +216,60 @@ def account_grants(conn, flavor: str) -> tuple[str, dict, list]:
     return user, parse_show_grants(lines), lines
 
 
+# How long the conditions' reads of information_schema wait for a table's metadata lock (a DDL of a running release
+# holds them): past it, the condition is unknown rather than the check waiting (lock_wait_timeout is a day by default).
+CONDITIONS_LOCK_WAIT_S = 5
+
+
+def _count_or_none(cur, sql, args):
+    """COUNT(*) of `sql`, or None when a metadata lock held by another session kept it from being read in time."""
+    try:
+        cur.execute(sql, args)
+        return int(cur.fetchone()[0])
+    except Exception as exc:  # noqa: BLE001 - PyMySQL errors; only the lock wait timeout is expected
+        if not exc.args or exc.args[0] != 1205:
+            raise
+        return None
+
+
 def conditions(conn, database: str, skip_binlog: bool, restore_test: bool = True) -> dict:
-    """The conditions of PHASES' conditional requirements, as found on the server and in `database`."""
+    """The conditions of PHASES' conditional requirements, as found on the server and in `database`.
+
+    Reading the triggers, routines, views and events of `database` waits for their tables' metadata locks; when a
+    running DDL keeps them past CONDITIONS_LOCK_WAIT_S, the conditions depending on them are assumed to hold and
+    listed in `unknown` (the caller then asks for their privileges without refusing the run for them)."""
     with conn.cursor() as cur:
+        cur.execute("SET SESSION lock_wait_timeout = %d" % CONDITIONS_LOCK_WAIT_S)
         cur.execute("SELECT @@GLOBAL.log_bin, @@GLOBAL.log_bin_trust_function_creators, CURRENT_USER()")
         log_bin, trusted, user = cur.fetchone()
         log_bin = str(log_bin).upper() in ("1", "ON")
-        cur.execute("SELECT (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s) + "
-                    "(SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s AND "
-                    "ROUTINE_TYPE = 'FUNCTION')", (database, database))
-        stored_code = int(cur.fetchone()[0]) > 0
-        cur.execute(
-            "SELECT COUNT(*) FROM ("
+        stored_code = _count_or_none(
+            cur, "SELECT (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s) + "
+            "(SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s AND "
+            "ROUTINE_TYPE = 'FUNCTION')", (database, database))
+        others = _count_or_none(
+            cur, "SELECT COUNT(*) FROM ("
             "SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s UNION ALL "
             "SELECT DEFINER FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s UNION ALL "
             "SELECT DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s UNION ALL "
             "SELECT DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s) d WHERE d.DEFINER <> %s",
             (database, database, database, database, user))
-        others = int(cur.fetchone()[0])
-    return {"log_bin": log_bin, "restore_test": bool(restore_test), "skip_binlog": bool(skip_binlog),
-            "other_definers": others > 0,
-            "stored_code_binlog": log_bin and str(trusted).upper() not in ("1", "ON") and stored_code,
-            "binlog_untrusted": log_bin and str(trusted).upper() not in ("1", "ON")}
+    untrusted = log_bin and str(trusted).upper() not in ("1", "ON")
+    found = {"log_bin": log_bin, "restore_test": bool(restore_test), "skip_binlog": bool(skip_binlog),
+             "other_definers": others is None or others > 0,
+             "stored_code_binlog": untrusted and (stored_code is None or stored_code > 0),
+             "binlog_untrusted": untrusted}
+    unknown = ([] if stored_code is not None else ["stored_code_binlog"]) + ([] if others is not None else
+                                                                              ["other_definers"])
+    if unknown:
+        found["unknown"] = unknown
+    return found
+
+
+def demote_unknown(requirements, found: dict) -> list[dict]:
+    """The requirements, those depending on a condition `conditions()` could not read made optional."""
+    unknown = set(found.get("unknown") or ())
+    return [dict(r, optional=True) if unknown & set(r["when"]) else r for r in requirements]
 
 
 def grant_statements(database, lock_schema, phases, conditions, account="'db_release'@'%'", version=(10, 11, 0)
