@@ -15,6 +15,10 @@ description:
   - With I(exact_counts=true) (a quiet source - staging, a maintenance window) any row count difference fails;
     otherwise differences are reported as C(live_differences).
   - The throwaway database is always dropped, also when the restore or the comparison fails.
+  - With I(restore_login_host) or I(restore_login_unix_socket), the throwaway copy goes to that separate restore
+    server instead (any MariaDB/MySQL server the database host can reach, ideally of the same version): the
+    restore's writes and CPU are spared the source server, which only answers the comparison's reads (definitions
+    and row counts). The streaming client runs where the module runs (the host holding the backup).
   - Its net effect on the server is nothing, so it reports C(changed=false).
 options:
   path:
@@ -34,6 +38,28 @@ options:
       BINLOG ADMIN).
     type: bool
     default: true
+  restore_login_host:
+    description: Host of a separate restore server for the throwaway copy. Empty (with an empty
+      I(restore_login_unix_socket)) restores on the source server.
+    type: str
+    default: ""
+  restore_login_port:
+    description: Port of the restore server.
+    type: int
+    default: 3306
+  restore_login_unix_socket:
+    description: Socket of the restore server (when it runs on the same host); wins over its host and port.
+    type: str
+    default: ""
+  restore_login_user:
+    description: Account on the restore server (it creates, fills and drops the throwaway database). Empty uses
+      I(login_user).
+    type: str
+    default: ""
+  restore_login_password:
+    description: Its password. Empty with an empty I(restore_login_user) uses I(login_password).
+    type: str
+    default: ""
 notes:
   - Connection options are C(login_user), C(login_password), C(login_host), C(login_port), C(login_unix_socket)
     and C(connect_timeout), as in community.mysql.
@@ -83,6 +109,11 @@ durations_s:
   description: Seconds spent restoring, comparing and in total.
   returned: success or comparison failure
   type: dict
+restore_server:
+  description: The separate restore server used (C(endpoint), its C(server) version and the C(source_server)
+    version).
+  returned: when a restore server is given
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -94,28 +125,47 @@ from ansible.module_utils.dbrelease.db import connection_argument_spec, endpoint
 def main():
     spec = connection_argument_spec()
     spec.update(path=dict(type="path", required=True), database=dict(type="str", required=True),
-                exact_counts=dict(type="bool", default=True), skip_binlog=dict(type="bool", default=True))
+                exact_counts=dict(type="bool", default=True), skip_binlog=dict(type="bool", default=True),
+                restore_login_host=dict(type="str", default=""), restore_login_port=dict(type="int", default=3306),
+                restore_login_unix_socket=dict(type="str", default=""),
+                restore_login_user=dict(type="str", default=""),
+                restore_login_password=dict(type="str", default="", no_log=True))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     require_pymysql(module)
     params = module.params
+    restore_params = restore_server_params(params)
+    where = " on the restore server %s" % endpoint(restore_params) if restore_params else ""
     if module.check_mode:
         module.exit_json(changed=False, throwaway=backup_compare.restore_name(params["database"], "<random>"),
-                         msg="would restore %s into a throwaway copy of %s and compare" % (
-                             params["path"], params["database"]))
+                         msg="would restore %s into a throwaway copy of %s%s and compare" % (
+                             params["path"], params["database"], where))
     tools = backup_stream.find_tools()
     if not tools["client"]:
         module.fail_json(msg="neither the mariadb nor the mysql client is installed: cannot test the restore")
     try:
         report = backup_restore.restore_test(params, tools, params["path"], params["database"],
-                                             exact_counts=params["exact_counts"], skip_binlog=params["skip_binlog"])
+                                             exact_counts=params["exact_counts"], skip_binlog=params["skip_binlog"],
+                                             restore_params=restore_params)
     except BackupError as exc:
-        module.fail_json(msg="restore test of %s as %s failed: %s check failed: %s" % (
-            params["path"], endpoint(params), exc.check or "restore", exc), check=exc.check or "restore")
+        module.fail_json(msg="restore test of %s as %s%s failed: %s check failed: %s" % (
+            params["path"], endpoint(params), where, exc.check or "restore", exc), check=exc.check or "restore")
     if not report["ok"]:
-        module.fail_json(msg="restore test of %s failed: the restored copy differs from %s: %s" % (
-            params["path"], params["database"], "; ".join(report["problems"])), check="compare", **report)
-    module.exit_json(changed=False, msg="restore test passed: %s" % ", ".join(
-        "%d %s" % (n, kind) for kind, n in report["objects"].items()), **report)
+        module.fail_json(msg="restore test of %s%s failed: the restored copy differs from %s: %s" % (
+            params["path"], where, params["database"], "; ".join(report["problems"])), check="compare", **report)
+    module.exit_json(changed=False, msg="restore test passed%s: %s" % (where, ", ".join(
+        "%d %s" % (n, kind) for kind, n in report["objects"].items())), **report)
+
+
+def restore_server_params(params):
+    """Connection parameters of the separate restore server, or None to restore on the source server."""
+    if not params["restore_login_host"] and not params["restore_login_unix_socket"]:
+        return None
+    separate_account = bool(params["restore_login_user"])
+    return dict(params, login_host=params["restore_login_host"] or "localhost",
+                login_port=params["restore_login_port"], login_unix_socket=params["restore_login_unix_socket"],
+                login_user=params["restore_login_user"] or params["login_user"],
+                login_password=params["restore_login_password"] if separate_account else (
+                    params["restore_login_password"] or params["login_password"]))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,15 @@ from ansible.module_utils.dbrelease import backup as plan
 from ansible.module_utils.dbrelease import backup_compare as cmp
 from ansible.module_utils.dbrelease.backup import BackupError
 from ansible.module_utils.dbrelease.backup_io import CHUNK, _kill
-from ansible.module_utils.dbrelease.db import DbError, client_option_file, connect, quote_ident, scrub
+from ansible.module_utils.dbrelease.db import (
+    DbError,
+    client_option_file,
+    connect,
+    endpoint,
+    quote_ident,
+    scrub,
+    server_info,
+)
 
 EVENTS_MARKER = b"\n-- Dumping events for database '"
 _EVENT_HEADER_RE = re.compile(rb"^(/\*!50106 CREATE\*/.*? EVENT .*?) ENABLE((?: COMMENT '(?:[^'\\]|\\.|'')*')? DO )")
@@ -136,12 +144,16 @@ def _drop(params, target) -> str | None:
     return None
 
 
-def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=True, token=None) -> dict:
+def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=True, token=None,
+                 restore_params=None) -> dict:
     """Restore `path` into a throwaway database and compare it with `database`. Never leaves the copy behind.
 
+    `restore_params`: connection parameters of a separate restore server that receives the throwaway copy (so the
+    source server only answers the comparison's reads); None restores on the source server.
     Returns {"ok", "problems", "throwaway", "objects", "rows", "live_differences", "durations_s", ...}.
     """
     target = cmp.restore_name(database, token or secrets.token_hex(4))
+    where = restore_params or params
     started = time.monotonic()
     durations = {}
     report = {"throwaway": target, "source": database, "exact_counts": exact_counts}
@@ -149,7 +161,16 @@ def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=T
         conn = connect(params)
     except DbError as exc:
         raise BackupError(str(exc), check="connect") from None
+    copy_conn = conn
     try:
+        if restore_params is not None:
+            try:
+                copy_conn = connect(restore_params)
+            except DbError as exc:
+                raise BackupError("restore server: %s" % exc, check="connect") from None
+            report["restore_server"] = {"endpoint": endpoint(restore_params),
+                                        "server": server_info(copy_conn)["version"],
+                                        "source_server": server_info(conn)["version"]}
         with conn.cursor() as cur:
             cur.execute("SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA "
                         "WHERE SCHEMA_NAME = %s", (database,))
@@ -157,22 +178,26 @@ def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=T
             if not row:
                 raise BackupError("source database %s does not exist: nothing to compare the restore with"
                                   % database, check="source")
+        with copy_conn.cursor() as cur:
             cur.execute("CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (quote_ident(target), row[0], row[1]))
         try:
             t0 = time.monotonic()
-            report.update(restore(params, tools, path, target, skip_binlog))
+            report.update(restore(where, tools, path, target, skip_binlog))
             durations["restore"] = time.monotonic() - t0
             t0 = time.monotonic()
             conn.ping(reconnect=True)
-            source, copy = cmp.snapshot(conn, database), cmp.snapshot(conn, target)
+            copy_conn.ping(reconnect=True)
+            source, copy = cmp.snapshot(conn, database), cmp.snapshot(copy_conn, target)
             problems = cmp.compare_objects(source, copy)
             counts_src = cmp.row_counts(conn, database, source["tables"])
-            counts_copy = cmp.row_counts(conn, target, copy["tables"])
+            counts_copy = cmp.row_counts(copy_conn, target, copy["tables"])
             count_problems, live = cmp.compare_counts(counts_src, counts_copy, exact_counts)
             durations["compare"] = time.monotonic() - t0
         finally:
-            drop_error = _drop(params, target)
+            drop_error = _drop(where, target)
     finally:
+        if copy_conn is not conn:
+            copy_conn.close()
         conn.close()
     problems = problems + count_problems
     if drop_error:
