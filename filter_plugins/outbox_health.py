@@ -18,7 +18,7 @@ description:
     A value must be strictly greater than a limit to trip it.
   - "A number the table cannot provide (listed in the stats' C(unavailable), with the reason) makes the checks that
     need it C(n/a): they are listed in C(not_available) with that reason and the verdict uses the other checks."
-  - Status values that map to no notion give C(unmapped_status_verdict) (default C(warn)): their events are in no
+  - Status values that map to no notion give C(unmapped_status_verdict) (default C(warn)), since their events are in no
     check. Settings that name a column or table that does not exist warn.
   - Without a baseline only absolute checks are possible, and the verdict is at least C(warn) saying so. The
     stalled-relay check is absolute anyway; for the others the filter falls back to the numbers of the recent

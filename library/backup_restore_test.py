@@ -16,7 +16,7 @@ description:
     otherwise differences are reported as C(live_differences).
   - The throwaway database is always dropped, also when the restore or the comparison fails.
   - With I(restore_login_host) or I(restore_login_unix_socket), the throwaway copy goes to that separate restore
-    server instead (any MariaDB/MySQL server the database host can reach, ideally of the same version): the
+    server instead (any MariaDB/MySQL server the database host can reach, ideally of the same version). The
     restore's writes and CPU are spared the source server, which only answers the comparison's reads (definitions
     and row counts). The streaming client runs where the module runs (the host holding the backup).
   - Its net effect on the server is nothing, so it reports C(changed=false).

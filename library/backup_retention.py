@@ -14,10 +14,10 @@ description:
     the vault copy only ever give a file that name after verifying it), with a C(.sha256) sidecar and, where
     present, a C(.manifest.json) whose C(database) and C(sha256) agree. Such a backup counts as verified.
     With I(verify_checksums) the newest ones are also re-hashed, newest first, until I(keep) of them prove
-    their checksum: a corrupt file is never counted as one of the backups kept.
+    their checksum; a corrupt file is never counted as one of the backups kept.
   - The newest verified backup is never deleted, whatever I(keep) says, nor any file named in I(protect).
   - With I(verified_releases) set (a list, possibly empty), the backup of a release is deleted only when that
-    release is in the list (the releases recorded as verified in production): the backup of any other release
+    release is in the list (the releases recorded as verified in production); the backup of any other release
     (still running, failed, rolled back, never verified) is kept however old it is, and returned in C(protected).
     A backup's release is its manifest's C(label), else the label in its file name; a backup without a label is
     not a release's and follows I(keep) alone.
