@@ -14,7 +14,7 @@ description:
     the vault copy only ever give a file that name after verifying it), with a C(.sha256) sidecar and, where
     present, a C(.manifest.json) whose C(database) and C(sha256) agree. Such a backup counts as verified.
     With I(verify_checksums) the newest ones are also re-hashed, newest first, until I(keep) of them prove
-    their checksum; a corrupt file is never counted as one of the backups kept.
+    their checksum - a corrupt file is never counted as one of the backups kept.
   - The newest verified backup is never deleted, whatever I(keep) says, nor any file named in I(protect).
   - With I(verified_releases) set (a list, possibly empty), the backup of a release is deleted only when that
     release is in the list (the releases recorded as verified in production); the backup of any other release
@@ -179,7 +179,7 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def plan(directory: str, verified: list[dict], keep: int, protect, verify, hasher=file_sha256,
+def choose(directory: str, verified: list[dict], keep: int, protect, verify, hasher=file_sha256,
          verified_releases=None):
     """(kept, deleted, corrupt, protected): keep the newest `keep` backups that prove themselves and the backups of
     releases not in `verified_releases` (when it is not None); delete the other older verified ones."""
@@ -227,8 +227,8 @@ def main():
                          msg="%s does not exist: nothing to prune" % directory)
     names = sorted(os.listdir(directory))
     verified, unverified = classify(directory, names, p["database"])
-    kept, deleted, corrupt, protected = plan(directory, verified, p["keep"], set(p["protect"]), p["verify_checksums"],
-                                             verified_releases=p["verified_releases"])
+    kept, deleted, corrupt, protected = choose(directory, verified, p["keep"], set(p["protect"]),
+                                               p["verify_checksums"], verified_releases=p["verified_releases"])
     for name in corrupt:
         module.warn("backup %s in %s does not match its .sha256 sidecar: not counted as kept, left for a "
                     "person to look at" % (name, directory))

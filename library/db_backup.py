@@ -71,7 +71,7 @@ options:
     description: Job directory returned by I(mode=start); for C(status) and C(cancel).
     type: path
   wait_seconds:
-    description: With I(mode=status), wait up to this long for the job to end before answering (a long poll:
+    description: With I(mode=status), wait up to this long for the job to end before answering (a long poll;
       the end is seen within 0.1 s). At most half of I(lease_seconds).
     type: float
     default: 0
@@ -79,9 +79,8 @@ options:
     description: A detached job stops (and removes its partial file) when no status call came for this long.
     type: int
     default: 120
-notes:
-  - Connection options are C(login_user), C(login_password), C(login_host), C(login_port), C(login_unix_socket)
-    and C(connect_timeout), as in community.mysql.
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -90,15 +89,13 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection (login_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: Dump the release database
   db_backup:
     database: arisgourmet
     backup_dir: /var/backups/dbrelease
     compression: gzip
     label: v1.2.0
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
-    login_unix_socket: /run/mysqld/mysqld.sock
   no_log: true
   register: __backup_result
 """
@@ -160,6 +157,12 @@ state:
   description: With I(mode=status)/I(cancel), C(running), C(done) or C(failed); C(progress) holds the counters.
   returned: mode=status or mode=cancel
   type: str
+record:
+  description: What the release record keeps (phases.backup) - C(path), C(sha256), C(bytes), C(bytes_uncompressed),
+    C(manifest), C(duration_s), C(compression), C(compressor), C(position), C(reused), C(verified) (the checks),
+    C(vault) (empty here; the vault copies add theirs).
+  returned: success, with mode=run (or mode=status when done)
+  type: dict
 """
 
 import os
@@ -167,10 +170,23 @@ import resource
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dbrelease import backup as plan
+from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease import backup_files, backup_job, backup_stream
 from ansible.module_utils.dbrelease.backup import BackupError
+from ansible.module_utils.dbrelease.clock import utc_stamp
 from ansible.module_utils.dbrelease.db import DbError, connect, connection_argument_spec, endpoint, require_pymysql
+
+
+def with_record(result, params):
+    """The result, with the part the release record keeps."""
+    result["record"] = {
+        "path": result.get("path"), "sha256": result.get("sha256", ""), "bytes": result.get("bytes", 0),
+        "bytes_uncompressed": result.get("bytes_uncompressed") or 0, "manifest": result.get("manifest", ""),
+        "duration_s": (result.get("durations_s") or {}).get("total", 0),
+        "compression": result.get("compression") or params["compression"], "compressor": result.get("compressor") or "",
+        "position": result.get("position") or {}, "reused": bool(result.get("reused")),
+        "verified": result.get("checks") or {}, "vault": {}}
+    return result
 
 
 def argument_spec():
@@ -178,7 +194,7 @@ def argument_spec():
     spec.update(
         database=dict(type="str"),
         backup_dir=dict(type="path"),
-        compression=dict(type="str", choices=list(plan.COMPRESSIONS), default="gzip"),
+        compression=dict(type="str", choices=list(codec.COMPRESSIONS), default="gzip"),
         compression_level=dict(type="int"),
         compression_threads=dict(type="int", default=0),
         helper_nice=dict(type="int", default=19),
@@ -194,7 +210,7 @@ def argument_spec():
 
 def existing_backup(params):
     """A valid backup of the same database and label, if reuse is on; None otherwise."""
-    if not params["reuse"] or not plan.safe_label(params["label"]):
+    if not params["reuse"] or not codec.safe_label(params["label"]):
         return None
     for item in backup_files.find_backups(params["backup_dir"], params["database"], params["label"]):
         expected = backup_files.read_checksum_file(item["path"] + ".sha256")
@@ -223,12 +239,12 @@ def inspect_source(params):
         conn.close()
 
 
-def plan_only(params, tools, info):
-    name = plan.backup_file_name(params["database"], params["label"], params["compression"], plan.utc_stamp())
-    compress = plan.compress_command(params["compression"], tools, params["compression_level"],
+def dry_run(params, tools, info):
+    name = codec.backup_file_name(params["database"], params["label"], params["compression"], utc_stamp())
+    compress = codec.compress_command(params["compression"], tools, params["compression_level"],
                                      params["compression_threads"])
-    dump = plan.dump_command(tools["dump"], "OPTION_FILE", params["database"],
-                             plan.position_options(info["server"], info["log_bin"]))
+    dump = codec.dump_command(tools["dump"], "OPTION_FILE", params["database"],
+                             codec.position_options(info["server"], info["log_bin"]))
     return dict(changed=True, path=os.path.join(params["backup_dir"], name), compression=params["compression"],
                 compressor=os.path.basename(compress[0]), command=" ".join(dump[2:]) + " | " + " ".join(compress),
                 server=info["server"], tables=info["tables"], reused=False,
@@ -245,8 +261,8 @@ def make_work(params, tools, info):
             helper_nice=params["helper_nice"])
         memory = {"worker_peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "tools_peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
-        return dict(result, changed=True, memory=memory, msg="backup %s verified (%s)" % (
-            result["path"], ", ".join(sorted(result["checks"]))))
+        return with_record(dict(result, changed=True, memory=memory, msg="backup %s verified (%s)" % (
+            result["path"], ", ".join(sorted(result["checks"])))), params)
     return work
 
 
@@ -263,8 +279,8 @@ def prepare(module, params):
         module.fail_json(msg="neither mariadb-dump nor mysqldump is installed on %s" % socket.getfqdn())
     reused = existing_backup(params)
     if reused:
-        return dict(reused, changed=False, msg="reusing the valid backup %s of %s (label %s)"
-                    % (reused["path"], params["database"], params["label"])), tools, None
+        return with_record(dict(reused, changed=False, msg="reusing the valid backup %s of %s (label %s)"
+                                % (reused["path"], params["database"], params["label"])), params), tools, None
     return None, tools, inspect_source(params)
 
 
@@ -288,7 +304,7 @@ def main():
         if done:
             module.exit_json(**dict(done, finished=True))
         if module.check_mode:
-            module.exit_json(finished=True, **plan_only(params, tools, info))
+            module.exit_json(finished=True, **with_record(dry_run(params, tools, info), params))
         work = make_work(params, tools, info)
         if mode == "start":
             job_dir = backup_job.new_job_dir()

@@ -51,30 +51,8 @@ options:
     description: Default collation of the recreated database. Empty - as for I(character_set).
     type: str
     default: ""
-  login_user:
-    description: Account to connect as.
-    type: str
-    default: db_admin
-  login_password:
-    description: Its password (never shown, never on a command line).
-    type: str
-    default: ""
-  login_host:
-    description: Server host.
-    type: str
-    default: localhost
-  login_port:
-    description: Server port.
-    type: int
-    default: 3306
-  login_unix_socket:
-    description: Server socket; wins over host and port.
-    type: str
-    default: ""
-  connect_timeout:
-    description: Seconds allowed to connect.
-    type: int
-    default: 10
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -84,11 +62,9 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection (login_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: Restore the release's backup
   db_restore:
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
-    login_unix_socket: /run/mysqld/mysqld.sock
     database: shop
     path: /var/backups/dbrelease/shop_v1.2.0_20261128T061814Z.sql.gz
     sha256: "{{ backup.sha256 }}"
@@ -129,10 +105,13 @@ seconds:
   description: Wall time of the restore.
   returned: always
   type: float
+record:
+  description: What the release record keeps (phases.rollback) - C(database), C(restored_from), C(sha256), C(bytes),
+    C(character_set), C(collation), C(safety_dump), C(seconds), C(plan).
+  returned: success
+  type: dict
 """
 
-import datetime
-import hashlib
 import os
 import re
 import subprocess
@@ -140,8 +119,10 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dbrelease import backup as backup_plan
+from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease.backup import BackupError
+from ansible.module_utils.dbrelease.backup_files import sha256_of
+from ansible.module_utils.dbrelease.clock import utc_stamp
 from ansible.module_utils.dbrelease.db import (  # noqa: I001 (module_utils import, resolved by Ansible)
     DbError,
     client_binary,
@@ -153,9 +134,9 @@ from ansible.module_utils.dbrelease.db import (  # noqa: I001 (module_utils impo
     require_pymysql,
     scrub,
 )
+from ansible.module_utils.dbrelease.files import write_atomic
 
 CHUNK = 1 << 20
-TRAILER = b"-- Dump completed"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -163,38 +144,33 @@ class RestoreError(Exception):
     pass
 
 
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def parse_checksum_file(text: str, name: str) -> str | None:
-    """The sha256 for `name` in `sha256sum` output (`HEX  NAME` or `HEX *NAME`); None when absent."""
+    """The sha256 for `name` in `sha256sum` output (`HEX  NAME` or `HEX *NAME`, the codec's format); None when
+    absent."""
     for line in text.splitlines():
-        parts = line.strip().split(None, 1)
-        if len(parts) == 2 and os.path.basename(parts[1].lstrip("*")) == name and _HEX64.match(parts[0].lower()):
-            return parts[0].lower()
+        try:
+            digest, listed = codec.parse_sha256_line(line)
+        except ValueError:
+            continue
+        if os.path.basename(listed) == name:
+            return digest
     return None
 
 
 def decompress_command(path: str) -> list:
     """The backup phase's own choice of decompressor (backup.decompress_command), reading `path`."""
-    compression = {".gz": "gzip", ".zst": "zstd"}.get(os.path.splitext(path)[1])
+    compression = codec.compression_of(path)
     if not compression:
         raise RestoreError("%s is neither .sql.gz nor .sql.zst: cannot tell how to decompress it" % path)
     tools = {name: client_binary(name) for name in ("igzip", "pigz", "gzip", "zstd")}
     try:
-        return backup_plan.decompress_command(compression, tools) + [path]
+        return codec.decompress_command(compression, tools) + [path]
     except BackupError as exc:
         raise RestoreError("no decompressor for %s: %s" % (path, exc)) from None
 
 
 def ends_with_trailer(tail: bytes) -> bool:
-    lines = [line for line in tail.splitlines() if line.strip()]
-    return bool(lines) and lines[-1].strip().startswith(TRAILER)
+    return codec.trailer_line(tail) is not None
 
 
 def check_complete(path: str) -> None:
@@ -272,13 +248,17 @@ def run_pipeline(producer: list, consumer: list, stdout_path=None, params=None):
 
 def safety_dump(params, database, directory, label):
     dump = client_binary("mariadb-dump", "mysqldump")
-    gzip = client_binary("pigz", "gzip")
-    if not dump or not gzip:
-        raise RestoreError("mariadb-dump (or mysqldump) and gzip are needed for the safety dump")
+    tools = {name: client_binary(name) for name in ("pigz", "gzip")}
+    try:
+        compress = codec.compress_command("gzip", tools)
+    except BackupError as exc:
+        raise RestoreError("the safety dump needs a gzip compressor: %s" % exc) from None
+    if not dump:
+        raise RestoreError("mariadb-dump (or mysqldump) is needed for the safety dump")
     os.makedirs(directory, mode=0o750, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._-")[:64] or "rollback"
-    final = os.path.join(directory, "%s_before-rollback_%s_%s.sql.gz" % (database, safe, stamp))
+    name = codec.backup_file_name(database, "before-rollback_%s" % (codec.safe_label(label) or "rollback"), "gzip",
+                                  utc_stamp())
+    final = os.path.join(directory, name)
     fd, partial = tempfile.mkstemp(prefix=".%s." % os.path.basename(final), suffix=".partial", dir=directory)
     os.close(fd)
     try:
@@ -286,7 +266,7 @@ def safety_dump(params, database, directory, label):
             errors = run_pipeline(
                 [dump, "--defaults-extra-file=%s" % option_file, "--single-transaction", "--routines", "--events",
                  "--triggers", "--hex-blob", "--", database],
-                [gzip, "-c"], stdout_path=partial, params=params)
+                compress, stdout_path=partial, params=params)
         if errors:
             raise RestoreError("the safety dump of %s failed, nothing was dropped: %s" % (database, "; ".join(errors)))
         os.chmod(partial, 0o640)
@@ -296,8 +276,7 @@ def safety_dump(params, database, directory, label):
         if os.path.exists(partial):
             os.unlink(partial)
         raise
-    with open(final + ".sha256", "w") as handle:
-        handle.write("%s  %s\n" % (digest, os.path.basename(final)))
+    write_atomic(codec.checksum_name(final), codec.sha256_line(digest, os.path.basename(final)))
     return {"path": final, "sha256": digest, "bytes": os.path.getsize(final)}
 
 
@@ -372,6 +351,13 @@ def main():
     except RestoreError as exc:
         module.fail_json(msg=scrub(str(exc), module.params), database=module.params["database"],
                          path=module.params["path"])
+    result["record"] = {key: result.get(key) for key in ("database", "sha256", "bytes", "character_set", "collation",
+                                                          "safety_dump", "seconds")}
+    result["record"].update(restored_from=result["path"], plan=result.get("plan", ""))
+    result["msg"] = "%s %s from %s (sha256 verified, %s bytes) in %ss%s." % (
+        "Would restore" if module.check_mode else "Restored", result["database"], result["path"], result["bytes"],
+        result["seconds"], "; the database before the rollback is in %s" % result["safety_dump"]["path"]
+        if result["safety_dump"].get("path") else "")
     module.exit_json(**result)
 
 

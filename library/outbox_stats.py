@@ -102,30 +102,8 @@ options:
       C(max_execution_time) on MySQL; a stopped query makes its number unavailable). C(0) for no limit.
     type: int
     default: 30
-  login_user:
-    description: Account to connect as.
-    type: str
-    default: db_admin
-  login_password:
-    description: Its password.
-    type: str
-    default: ""
-  login_host:
-    description: Server host (ignored when I(login_unix_socket) is set).
-    type: str
-    default: localhost
-  login_port:
-    description: Server TCP port.
-    type: int
-    default: 3306
-  login_unix_socket:
-    description: Server socket; wins over host and port.
-    type: str
-    default: ""
-  connect_timeout:
-    description: Connection timeout in seconds.
-    type: int
-    default: 10
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -137,13 +115,11 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection (login_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: Gather outbox and refresh-token numbers
   outbox_stats:
     database: arisgourmet
     window_minutes: 15
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
-    login_unix_socket: /run/mysqld/mysqld.sock
   register: __verify_stats
   no_log: false   # the result holds no secret; the password is a no_log parameter
 
@@ -154,13 +130,11 @@ EXAMPLES = r"""
     columns: {status: state, created_at: inserted_at, delivered_at: sent_at}
     status_map: {delivered: [sent], dead: [dlq], ignored: [cancelled]}
     dead_letter_table: event_outbox_dlq
-    login_unix_socket: /run/mysqld/mysqld.sock
 
 - name: A Debezium-style outbox (rows deleted once relayed)
   outbox_stats:
     database: shop
     columns: {status: ""}
-    login_unix_socket: /run/mysqld/mysqld.sock
 """
 
 RETURN = r"""
@@ -236,6 +210,11 @@ elapsed_seconds:
   description: Time spent reading (discovery and queries).
   returned: always
   type: float
+record:
+  description: What the release record keeps (phases.verify_baseline.baseline, phases.verify.stats) - C(database),
+    C(server_time), C(elapsed_seconds), C(outbox), C(refresh_tokens), and C(runbook) when read.
+  returned: success
+  type: dict
 """
 
 import time
@@ -297,7 +276,9 @@ def main():
     finally:
         conn.close()
     result["elapsed_seconds"] = round(time.monotonic() - started, 4)
-    module.exit_json(changed=False, **result)
+    record = {key: result[key] for key in ("database", "server_time", "elapsed_seconds", "outbox", "refresh_tokens",
+                                           "runbook") if key in result}
+    module.exit_json(changed=False, record=record, **result)
 
 
 if __name__ == "__main__":

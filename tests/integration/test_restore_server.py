@@ -44,7 +44,7 @@ def restore_server():
 def test_the_restore_test_runs_on_the_restore_server_and_spares_the_source(mariadb, dbname, backup, restore_server):
     before = {name: status(mariadb, name) for name in ("Com_create_db", "Com_drop_db", "Com_insert")}
     copies_before = status(restore_server, "Com_create_db")
-    result = run_module("backup_restore_test", dict(
+    result = run_module("backup_restore_check", dict(
         login_params(mariadb), path=backup["path"], database=dbname,
         restore_login_unix_socket=restore_server.socket, restore_login_user=RESTORER,
         restore_login_password=RESTORER_PASSWORD))
@@ -63,7 +63,7 @@ def test_the_restore_test_runs_on_the_restore_server_and_spares_the_source(maria
 
 def test_a_restore_server_that_cannot_be_reached_fails_naming_it_and_leaves_nothing(mariadb, dbname, backup,
                                                                                       restore_server):
-    result = run_module("backup_restore_test", dict(
+    result = run_module("backup_restore_check", dict(
         login_params(mariadb), path=backup["path"], database=dbname,
         restore_login_unix_socket=restore_server.socket, restore_login_user=RESTORER,
         restore_login_password="wrong-password"))

@@ -6,7 +6,7 @@ import hashlib
 import json
 
 import pytest
-from backup_retention import classify, plan
+from backup_retention import choose, classify
 
 DB = "app"
 
@@ -30,7 +30,7 @@ def _names(*stamps):
         ([], 3, [], [], [], [], []),
     ],
 )
-def test_plan_keeps_the_newest_n_that_prove_their_checksum(stamps, keep, protect, bad, kept, deleted, corrupt):
+def test_choose_keeps_the_newest_n_that_prove_their_checksum(stamps, keep, protect, bad, kept, deleted, corrupt):
     verified = _names(*stamps)
 
     def hasher(path):
@@ -38,15 +38,15 @@ def test_plan_keeps_the_newest_n_that_prove_their_checksum(stamps, keep, protect
         return "wrong" if stamp in bad else "h%s" % stamp
 
     name = "app_v_%s.sql.gz"
-    got = plan("/d", verified, keep, {name % p for p in protect}, True, hasher=hasher)[:3]
+    got = choose("/d", verified, keep, {name % p for p in protect}, True, hasher=hasher)[:3]
     assert got == ([name % s for s in kept], [name % s for s in deleted], [name % s for s in corrupt])
 
 
-def test_plan_without_verification_never_reads_files():
+def test_choose_without_verification_never_reads_files():
     def hasher(path):
         raise AssertionError("must not hash")
 
-    kept, deleted, _, _ = plan("/d", _names("2", "1"), 1, set(), False, hasher=hasher)
+    kept, deleted, _, _ = choose("/d", _names("2", "1"), 1, set(), False, hasher=hasher)
     assert kept == ["app_v_2.sql.gz"] and deleted == ["app_v_1.sql.gz"]
 
 
@@ -107,7 +107,7 @@ def _releases(*pairs):
 def test_only_backups_of_releases_verified_in_production_are_deleted(backups, keep, verified_releases, deleted,
                                                                      protected):
     verified = _releases(*backups)
-    kept, gone, _, guarded = plan("/d", verified, keep, set(), False, verified_releases=verified_releases)
+    kept, gone, _, guarded = choose("/d", verified, keep, set(), False, verified_releases=verified_releases)
     by_label = {b["label"]: b["name"] for b in verified}
     assert gone == [d if d.endswith(".gz") else by_label[d] for d in deleted]
     assert [g["release"] for g in guarded] == protected

@@ -1,0 +1,187 @@
+#!/usr/bin/python
+"""Ansible module: restore a backup into a throwaway database, compare it with the source, drop it."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: backup_restore_check
+short_description: Prove a backup restores - into a throwaway database compared object by object with the source
+description:
+  - Creates C(<database>__dbrelease_restore_<random>) on the same server, streams the backup into it with the
+    C(mariadb)/C(mysql) client (events are restored disabled so none fires from the copy; the session skips the
+    binary log unless I(skip_binlog=false)), then compares every table, view, routine, trigger and event (same
+    definition, with the schema name normalised) and the exact row count of every table.
+  - With I(exact_counts=true) (a quiet source - staging, a maintenance window) any row count difference fails;
+    otherwise differences are reported as C(live_differences).
+  - The throwaway database is always dropped, also when the restore or the comparison fails.
+  - With I(restore_login_host) or I(restore_login_unix_socket), the throwaway copy goes to that separate restore
+    server instead (any MariaDB/MySQL server the database host can reach, ideally of the same version). The
+    restore's writes and CPU are spared the source server, which only answers the comparison's reads (definitions
+    and row counts). The streaming client runs where the module runs (the host holding the backup).
+  - Its net effect on the server is nothing, so it reports C(changed=false).
+options:
+  path:
+    description: The backup (C(.sql.gz) or C(.sql.zst)) on the database host.
+    type: path
+    required: true
+  database:
+    description: The source database the backup was taken from.
+    type: str
+    required: true
+  exact_counts:
+    description: Fail on any row count difference (else report it).
+    type: bool
+    default: true
+  skip_binlog:
+    description: Restore with C(sql_log_bin=0) so replicas never receive the throwaway copy (needs SUPER or
+      BINLOG ADMIN).
+    type: bool
+    default: true
+  restore_login_host:
+    description: Host of a separate restore server for the throwaway copy. Empty (with an empty
+      I(restore_login_unix_socket)) restores on the source server.
+    type: str
+    default: ""
+  restore_login_port:
+    description: Port of the restore server.
+    type: int
+    default: 3306
+  restore_login_unix_socket:
+    description: Socket of the restore server (when it runs on the same host); wins over its host and port.
+    type: str
+    default: ""
+  restore_login_user:
+    description: Account on the restore server (it creates, fills and drops the throwaway database). Empty uses
+      I(login_user).
+    type: str
+    default: ""
+  restore_login_password:
+    description: Its password. Empty with an empty I(restore_login_user) uses I(login_password).
+    type: str
+    default: ""
+extends_documentation_fragment:
+  - dbrelease.core.connection
+attributes:
+  check_mode:
+    support: full
+    details: reports the throwaway database it would use; restores nothing.
+author: dbrelease
+"""
+
+EXAMPLES = r"""
+# The connection (login_*) comes from the play: module_defaults over group/dbrelease.core.db.
+- name: Restore the backup into a throwaway database and compare
+  backup_restore_check:
+    path: "{{ __backup_result.path }}"
+    database: arisgourmet
+  no_log: true
+"""
+
+RETURN = r"""
+ok:
+  description: Whether the copy matched the source.
+  returned: success or comparison failure
+  type: bool
+problems:
+  description: Every difference found (missing or extra objects, different definitions, row counts).
+  returned: success or comparison failure
+  type: list
+throwaway:
+  description: The throwaway database used (already dropped).
+  returned: always
+  type: str
+objects:
+  description: Number of tables, views, routines, triggers and events compared.
+  returned: success or comparison failure
+  type: dict
+rows:
+  description: Exact row counts per table, source and restored.
+  returned: success or comparison failure
+  type: dict
+live_differences:
+  description: Row count differences tolerated because I(exact_counts=false).
+  returned: success or comparison failure
+  type: dict
+durations_s:
+  description: Seconds spent restoring, comparing and in total.
+  returned: success or comparison failure
+  type: dict
+restore_server:
+  description: The separate restore server used (C(endpoint), its C(server) version and the C(source_server)
+    version).
+  returned: when a restore server is given
+  type: dict
+record:
+  description: What the release record keeps (phases.backup.restore_test) - C(ran), C(ok), C(throwaway), C(objects),
+    C(rows), C(live_differences), C(duration_s), C(restore_server) (the separate server's endpoint, when one
+    was used); in check mode C(ran=false) with a C(reason).
+  returned: success or comparison failure, and in check mode
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.dbrelease import backup_compare, backup_restore, backup_stream
+from ansible.module_utils.dbrelease.backup import BackupError
+from ansible.module_utils.dbrelease.db import connection_argument_spec, endpoint, require_pymysql
+
+
+def record_part(report):
+    """What the release record keeps of a restore test."""
+    return {"restore_test": {"ran": True, "ok": report.get("ok"), "throwaway": report.get("throwaway"),
+                             "objects": report.get("objects"), "rows": report.get("rows"),
+                             "live_differences": report.get("live_differences"),
+                             "duration_s": (report.get("durations_s") or {}).get("total"),
+                             "restore_server": (report.get("restore_server") or {}).get("endpoint")}}
+
+
+def main():
+    spec = connection_argument_spec()
+    spec.update(path=dict(type="path", required=True), database=dict(type="str", required=True),
+                exact_counts=dict(type="bool", default=True), skip_binlog=dict(type="bool", default=True),
+                restore_login_host=dict(type="str", default=""), restore_login_port=dict(type="int", default=3306),
+                restore_login_unix_socket=dict(type="str", default=""),
+                restore_login_user=dict(type="str", default=""),
+                restore_login_password=dict(type="str", default="", no_log=True))
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    require_pymysql(module)
+    params = module.params
+    restore_params = restore_server_params(params)
+    where = " on the restore server %s" % endpoint(restore_params) if restore_params else ""
+    if module.check_mode:
+        module.exit_json(changed=False, throwaway=backup_compare.restore_name(params["database"], "<random>"),
+                         record={"restore_test": {"ran": False, "reason": "check mode"}},
+                         msg="would restore %s into a throwaway copy of %s%s and compare" % (
+                             params["path"], params["database"], where))
+    tools = backup_stream.find_tools()
+    if not tools["client"]:
+        module.fail_json(msg="neither the mariadb nor the mysql client is installed: cannot test the restore")
+    try:
+        report = backup_restore.restore_test(params, tools, params["path"], params["database"],
+                                             exact_counts=params["exact_counts"], skip_binlog=params["skip_binlog"],
+                                             restore_params=restore_params)
+    except BackupError as exc:
+        module.fail_json(msg="restore test of %s as %s%s failed: %s check failed: %s" % (
+            params["path"], endpoint(params), where, exc.check or "restore", exc), check=exc.check or "restore")
+    if not report["ok"]:
+        module.fail_json(msg="restore test of %s%s failed: the restored copy differs from %s: %s" % (
+            params["path"], where, params["database"], "; ".join(report["problems"])), check="compare",
+            record=record_part(report), **report)
+    module.exit_json(changed=False, record=record_part(report), msg="restore test passed%s: %s" % (where, ", ".join(
+        "%d %s" % (n, kind) for kind, n in report["objects"].items())), **report)
+
+
+def restore_server_params(params):
+    """Connection parameters of the separate restore server, or None to restore on the source server."""
+    if not params["restore_login_host"] and not params["restore_login_unix_socket"]:
+        return None
+    separate_account = bool(params["restore_login_user"])
+    return dict(params, login_host=params["restore_login_host"] or "localhost",
+                login_port=params["restore_login_port"], login_unix_socket=params["restore_login_unix_socket"],
+                login_user=params["restore_login_user"] or params["login_user"],
+                login_password=params["restore_login_password"] if separate_account else (
+                    params["restore_login_password"] or params["login_password"]))
+
+
+if __name__ == "__main__":
+    main()
