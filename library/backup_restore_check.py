@@ -15,7 +15,7 @@ description:
   - With I(exact_counts=true) (a quiet source - staging, a maintenance window) any row count difference fails;
     otherwise differences are reported as C(live_differences).
   - The throwaway database is always dropped, also when the restore or the comparison fails.
-  - With I(restore_login_host) or I(restore_login_unix_socket), the throwaway copy goes to that separate restore
+  - With I(restore_server), the throwaway copy goes to that separate restore
     server instead (any MariaDB/MySQL server the database host can reach, ideally of the same version). The
     restore's writes and CPU are spared the source server, which only answers the comparison's reads (definitions
     and row counts). The streaming client runs where the module runs (the host holding the backup).
@@ -38,28 +38,15 @@ options:
       BINLOG ADMIN).
     type: bool
     default: true
-  restore_login_host:
-    description: Host of a separate restore server for the throwaway copy. Empty (with an empty
-      I(restore_login_unix_socket)) restores on the source server.
-    type: str
-    default: ""
-  restore_login_port:
-    description: Port of the restore server.
-    type: int
-    default: 3306
-  restore_login_unix_socket:
-    description: Socket of the restore server (when it runs on the same host); wins over its host and port.
-    type: str
-    default: ""
-  restore_login_user:
-    description: Account on the restore server (it creates, fills and drops the throwaway database). Empty uses
-      I(login_user).
-    type: str
-    default: ""
-  restore_login_password:
-    description: Its password. Empty with an empty I(restore_login_user) uses I(login_password).
-    type: str
-    default: ""
+  restore_server:
+    description:
+      - Connection of a separate restore server for the throwaway copy; empty restores on the source server.
+      - Keys C(login_host), C(login_port), C(login_unix_socket), C(login_user), C(login_password),
+        C(connect_timeout). An empty C(login_user) or C(login_password) is the source connection's.
+      - The release builds it from C(backup_restore_server) (C(release_restore_server_login) in
+        C(vars/release.yml)).
+    type: dict
+    default: {}
 extends_documentation_fragment:
   - dbrelease.core.connection
 attributes:
@@ -139,10 +126,11 @@ def main():
     spec = connection_argument_spec()
     spec.update(path=dict(type="path", required=True), database=dict(type="str", required=True),
                 exact_counts=dict(type="bool", default=True), skip_binlog=dict(type="bool", default=True),
-                restore_login_host=dict(type="str", default=""), restore_login_port=dict(type="int", default=3306),
-                restore_login_unix_socket=dict(type="str", default=""),
-                restore_login_user=dict(type="str", default=""),
-                restore_login_password=dict(type="str", default="", no_log=True))
+                restore_server=dict(type="dict", default={}, no_log=False, options=dict(
+                    login_host=dict(type="str", default=""), login_port=dict(type="int", default=3306),
+                    login_unix_socket=dict(type="str", default=""), login_user=dict(type="str", default=""),
+                    login_password=dict(type="str", default="", no_log=True),
+                    connect_timeout=dict(type="int", default=10))))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     require_pymysql(module)
     params = module.params
@@ -173,14 +161,14 @@ def main():
 
 def restore_server_params(params):
     """Connection parameters of the separate restore server, or None to restore on the source server."""
-    if not params["restore_login_host"] and not params["restore_login_unix_socket"]:
+    server = params.get("restore_server") or {}
+    if not server.get("login_host") and not server.get("login_unix_socket"):
         return None
-    separate_account = bool(params["restore_login_user"])
-    return dict(params, login_host=params["restore_login_host"] or "localhost",
-                login_port=params["restore_login_port"], login_unix_socket=params["restore_login_unix_socket"],
-                login_user=params["restore_login_user"] or params["login_user"],
-                login_password=params["restore_login_password"] if separate_account else (
-                    params["restore_login_password"] or params["login_password"]))
+    return dict(params, login_host=server.get("login_host") or "localhost", login_port=server.get("login_port") or 3306,
+                login_unix_socket=server.get("login_unix_socket") or "",
+                login_user=server.get("login_user") or params["login_user"],
+                login_password=server.get("login_password") or params["login_password"],
+                connect_timeout=server.get("connect_timeout") or params["connect_timeout"])
 
 
 if __name__ == "__main__":

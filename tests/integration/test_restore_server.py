@@ -46,8 +46,8 @@ def test_the_restore_test_runs_on_the_restore_server_and_spares_the_source(maria
     copies_before = status(restore_server, "Com_create_db")
     result = run_module("backup_restore_check", dict(
         login_params(mariadb), path=backup["path"], database=dbname,
-        restore_login_unix_socket=restore_server.socket, restore_login_user=RESTORER,
-        restore_login_password=RESTORER_PASSWORD))
+        restore_server={"login_unix_socket": restore_server.socket, "login_user": RESTORER,
+                        "login_password": RESTORER_PASSWORD}))
     assert not result.get("failed"), result.get("msg")
     assert result["ok"] and result["problems"] == []
     assert result["objects"] == {"tables": 6, "views": 2, "routines": 1, "triggers": 1, "events": 1}
@@ -65,8 +65,8 @@ def test_a_restore_server_that_cannot_be_reached_fails_naming_it_and_leaves_noth
                                                                                       restore_server):
     result = run_module("backup_restore_check", dict(
         login_params(mariadb), path=backup["path"], database=dbname,
-        restore_login_unix_socket=restore_server.socket, restore_login_user=RESTORER,
-        restore_login_password="wrong-password"))
+        restore_server={"login_unix_socket": restore_server.socket, "login_user": RESTORER,
+                        "login_password": "wrong-password"}))
     assert result["failed"] is True and result["check"] == "connect"
     assert "on the restore server %s@socket %s failed: connect check failed: restore server: cannot connect" % (
         RESTORER, restore_server.socket) in result["msg"]
