@@ -94,7 +94,7 @@ _value:
       elements: str
     checks:
       description: Every check with C(name), C(level) (C(ok), C(warn), C(fail) or C(n/a)), C(value), C(warn) and
-        C(fail) limits.
+        C(fail) limits, and C(reason) (its sentence; empty when it passed).
       type: list
       elements: dict
     baseline_used:
@@ -460,7 +460,7 @@ def outbox_health(stats, thresholds=None, baseline=None, expect=None):
         "reasons": reasons,
         "not_available": checks.not_available,
         "not_applicable": checks.not_applicable,
-        "checks": [{k: v for k, v in c.items() if k != "reason"} for c in checks.items],
+        "checks": checks.items,
         "baseline_used": has_baseline,
     }
 

@@ -16,9 +16,10 @@ description:
 positional: environment
 options:
   _input:
-    description: The records (a list of dicts); entries that are not dicts are an error, empty ones are skipped.
+    description: The records, as dicts or as the JSON text of the files. Empty entries, and text that is not a JSON
+      object (a damaged record cannot prove anything), are skipped.
     type: list
-    elements: dict
+    elements: raw
     required: true
   environment:
     description: The environment the release must have been verified in.
@@ -39,6 +40,8 @@ _value:
   elements: str
 """
 
+import json
+
 from ansible.errors import AnsibleFilterError
 
 
@@ -56,6 +59,13 @@ def verified_releases(records, environment="production"):
                                  % type(records).__name__)
     found = set()
     for record in records:
+        if isinstance(record, str):
+            try:
+                record = json.loads(record)
+            except ValueError:
+                continue
+            if not isinstance(record, dict):
+                continue
         if not record:
             continue
         if not isinstance(record, dict):

@@ -47,7 +47,14 @@ def test_versions_are_unique_and_sorted_and_empty_records_skipped():
     assert verified_releases(None) == []
 
 
-@pytest.mark.parametrize("records, message", [("x", "expected a list"), (["x"], "each record must be a dict")])
+def test_records_given_as_json_text_are_read_and_damaged_ones_skipped():
+    import json
+
+    assert verified_releases([json.dumps(rec("v3")), "{not json", "[1]", json.dumps(rec("v4", verify="failed"))]) \
+        == ["v3"]
+
+
+@pytest.mark.parametrize("records, message", [("x", "expected a list"), ([1], "each record must be a dict")])
 def test_bad_input_is_refused(records, message):
     with pytest.raises(AnsibleFilterError, match=message):
         verified_releases(records)
