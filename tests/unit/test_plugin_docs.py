@@ -11,7 +11,8 @@ from conftest import ROOT
 
 FILES = ["library/outbox_stats.py", "library/backup_retention.py", "library/backup_restore_check.py",
          "filter_plugins/outbox_health.py", "filter_plugins/destructive_changes.py",
-         "filter_plugins/verified_releases.py", "filter_plugins/watch_regressions.py"]
+         "filter_plugins/verified_releases.py", "filter_plugins/watch_regressions.py",
+         "filter_plugins/release_attention.py"]
 
 
 @pytest.mark.parametrize("path", FILES)
