@@ -430,8 +430,9 @@ class Topology:
 
     def release_vars(self, host: str) -> dict:
         """Project-wide release_* inputs for a whole release.yml on a database host of the topology."""
+        # No release_environment: a host var would outrank the scenario's group vars (molecule ssh releases in
+        # production); the release's default is staging.
         return {
-            "release_environment": "staging",
             "release_db_name": "arisgourmet",
             "release_ddl_files": [str(ROOT / "examples/app/infra/ddls/create_distributed_tables.sql")],
             "release_migration_command": "npm run migrate:run",
