@@ -52,6 +52,12 @@ def test_the_restore_test_runs_on_the_restore_server_and_spares_the_source(maria
     assert result["ok"] and result["problems"] == []
     assert result["objects"] == {"tables": 6, "views": 2, "routines": 1, "triggers": 1, "events": 1}
     assert result["rows"]["orders"]["source"] == result["rows"]["orders"]["restored"] > 0
+    # The rows were compared by checksum across the two servers, every row of every table.
+    orders = result["checksums"]["orders"]
+    assert orders["rows_checked"] == result["rows"]["orders"]["source"] and orders["differences"] == []
+    assert result["sampled"] == []
+    # DEFINERs are looked up among the source server's accounts (the restore server need not have them).
+    assert result["missing_definers"] == []
     assert result["restore_server"]["endpoint"] == "%s@socket %s" % (RESTORER, restore_server.socket)
     assert "on the restore server %s@socket" % RESTORER in result["msg"]
     # The source server created, filled and dropped nothing; the restore server did, and dropped its copy.
