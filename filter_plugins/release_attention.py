@@ -9,10 +9,10 @@ description:
   - Nothing is skipped in silence. From a release record, lists what a person must read before anything else, one
     sentence each, and what is still pending (for the report's "Next" section, which then never says there is
     nothing else to do).
-  - "First lines: a verify verdict capped at warn (no smoke endpoint configured); the restore test that did not run,
-    with why; no off-host copy because C(backup_vault_required) is false; each allowed destructive or irreversible
-    change (from the schema phase's findings); a failed watch, what regressed, and the rollback command; the tag that
-    another environment will create."
+  - "First lines: a verify verdict capped at warn (no smoke endpoint configured); no off-host copy because
+    C(backup_vault_required) is false; each allowed destructive or irreversible change (from the schema phase's
+    findings); a failed watch, what regressed, and the rollback command; the tag that another environment will
+    create. A restore test that did not run is said by the C(release_notices) filter, above these lines."
   - "Pending: the destructive changes (their manual rollback is written in the report), a failed watch, a tag still
     to be made."
   - Pure function; raises an error naming the bad input.
@@ -49,12 +49,13 @@ from ansible.errors import AnsibleFilterError
 
 
 def destructive_findings(schema):
-    """The destructive findings of the schema phase's record, wherever the phase keeps them."""
+    """The allowed destructive findings of the schema phase's record, wherever the phase keeps them (a refused one
+    was not applied: the schema phase failed on it)."""
     if not isinstance(schema, dict):
         return []
     for found in (schema.get("destructive"), (schema.get("lint") or {}).get("destructive")):
         if isinstance(found, list) and found:
-            return [f for f in found if isinstance(f, dict)]
+            return [f for f in found if isinstance(f, dict) and f.get("allowed", True)]
     return []
 
 
@@ -72,11 +73,6 @@ def release_attention(record, inventory, version=""):
     first += [str(w) for w in verify.get("warnings") or []]
 
     backup = phases.get("backup") or {}
-    restore = backup.get("restore_test")
-    if backup.get("status") == "ok" and isinstance(restore, dict) and not restore.get("ran", True) \
-            and not restore.get("reused_from_first_run"):
-        first.append("The backup's restore test did not run: %s." % str(restore.get("reason") or "no reason recorded")
-                     .rstrip("."))
     if backup.get("vault_not_required"):
         first.append("No off-host copy of the backup was made by this release: %s." % str(
             backup["vault_not_required"]).rstrip("."))

@@ -23,9 +23,9 @@ CASES = [
     ("nothing to say", record(verify=ok(warnings=[]), backup=ok(restore_test={"ran": True, "ok": True})), [], []),
     ("no smoke endpoint", record(verify=ok(warnings=["No smoke endpoint is configured (verify_smoke_endpoints): x"])),
      ["No smoke endpoint is configured (verify_smoke_endpoints): x"], []),
+    # Said by release_notices, above these lines, once.
     ("restore test did not run",
-     record(backup=ok(restore_test={"ran": False, "reason": "backup_restore_test is false"})),
-     ["The backup's restore test did not run: backup_restore_test is false."], []),
+     record(backup=ok(restore_test={"ran": False, "reason": "backup_restore_test is false"})), [], []),
     ("restore test reused from the first run", record(backup=ok(restore_test={
         "ran": False, "ok": True, "reused_from_first_run": True})), [], []),
     ("no vault, by configuration", record(backup=ok(vault_not_required="backup_vault_required is false: another")),
@@ -33,6 +33,11 @@ CASES = [
     ("destructive change allowed", record(backup=ok(path="/b/shop.sql.gz"), schema=ok(lint={"destructive": [
         {"object": "table invoices", "reason": "drops column legacy_code"}]})),
      ["This release made 1 destructive or irreversible change, allowed by the inventory: table invoices."],
+     ["- Pending: 1 destructive change (table invoices) cannot be undone by rollback.yml"]),
+    ("destructive change refused", record(schema={"status": "failed", "lint": {"destructive": [
+        {"object": "table invoices", "reason": "drops column legacy_code", "allowed": True},
+        {"object": "table customers", "reason": "drops the table", "allowed": False}]}}),
+     ["This release includes 1 destructive or irreversible change, allowed by the inventory: table invoices."],
      ["- Pending: 1 destructive change (table invoices) cannot be undone by rollback.yml"]),
     ("failed watch", record(watch={"status": "failed", "error": "Health failed during the watch window",
                                    "regressed": ["stalled_relay (ok at verify, fail now): too old"]}),
