@@ -203,7 +203,8 @@ def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=T
             if not row:
                 raise BackupError("source database %s does not exist: nothing to compare the restore with"
                                   % database, check="source")
-        # Held by the connection of the server that holds the copy until it closes: a run killed meanwhile leaves a copy the next one drops.
+        # Held by the connection of the server holding the copy until it closes: a run killed meanwhile leaves a
+        # copy the next one drops.
         try:
             leftovers.claim_schema(copy_conn, target)
         except DbError as exc:
