@@ -13,8 +13,8 @@ description:
     failed); reused from the first run of the release; rows of large tables compared on sampled chunks only (the
     checksum budget); objects restored with a DEFINER account that does not exist.
   - The schema phase - statements left out of the real run (no effect on the schema), data checks that ran only
-    on the way, changes the data was not checked against, destructive changes and data statements that were
-    allowed.
+    on the way, changes the data was not checked against, and data statements that were allowed (allowed
+    destructive changes are listed by the C(release_attention) filter).
 options:
   _input:
     description: The release record (C(release.json), or C(release.check.json) under check mode).
@@ -89,10 +89,8 @@ def schema_notices(schema) -> list:
     if unchecked:
         lines.append("- Schema: %d change(s) could not be checked against the data: %s." % (
             len(unchecked), ", ".join("%s (%s)" % (c.get("object"), c.get("check")) for c in unchecked)))
-    destructive = [d for d in (schema.get("lint") or {}).get("destructive") or [] if d.get("allowed")]
-    if destructive:
-        lines.append("- Schema: destructive change(s) allowed and applied: %s." % "; ".join(
-            "%s %s" % (d.get("object"), d.get("reason")) for d in destructive))
+    # Allowed destructive changes: the release_attention filter lists them (the "Read first" lines and the report's
+    # section "Destructive and irreversible changes").
     rows = [a for a in schema.get("data_statements") or []]
     if rows:
         lines.append("- Schema: data statement(s) allowed in the schema phase changed %d row(s): %s." % (

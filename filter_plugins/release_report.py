@@ -12,7 +12,7 @@ description:
     switch maintenance off, roll back).
   - Used by C(roles/record/templates/report.md.j2), which lays it out; the C(record) role's report task passes the
     record read from C(release.json) (C(release.check.json) under check mode).
-positional: phases, inventory, version
+positional: phases, inventory, version, pending
 options:
   _input:
     description: The release record.
@@ -31,6 +31,12 @@ options:
     description: The release version, when the record has none.
     type: str
     default: ""
+  pending:
+    description: Lines of Markdown saying what is still to be done (C(release_attention)'s C(pending)); when given,
+      C(next) lists them instead of saying there is nothing else to do.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -106,8 +112,9 @@ def _tag_of(known, name):
     return None
 
 
-def next_steps(record, known, inventory, version) -> list:
-    """What to run next, as Markdown lines."""
+def next_steps(record, known, inventory, version, pending=()) -> list:
+    """What to run next, as Markdown lines. `pending`: lines of what is still to be done (release_attention's), said
+    instead of "nothing else to do"."""
     phases = record.get("phases") or {}
     names = ordered(phases, known)
     failed = [n for n in names if phases[n].get("status") == "failed"]
@@ -136,6 +143,7 @@ def next_steps(record, known, inventory, version) -> list:
                       "  `%s --tags %s%s`" % (base, prefix, ",".join(rest))]
         else:
             lines.append("- Fix the cause above, then run the release again: `%s`" % base)
+        lines += list(pending)
     elif running:
         first = next((_tag_of(known, n) for n in running if _tag_of(known, n) in tags), None) or "all"
         lines.append("- The run stopped during %s; rerun from there: `%s --tags %s`" % (", ".join(running), base,
@@ -144,10 +152,14 @@ def next_steps(record, known, inventory, version) -> list:
         lines.append("- The database is back at the backup of this release. Release again once fixed: `%s`" % base)
     else:
         tag = phases.get("tag") or {}
-        if tag.get("status") == "skipped":
+        if tag.get("status") == "skipped" and not tag.get("deferred_to"):
             lines.append("- No git tag was made (%s); set release_git_repo and run `%s --tags tag`"
                          % (tag.get("reason") or "skipped", base))
-        lines.append("- Nothing else to do. Check again later: `%s --tags verify`" % base)
+        if pending:
+            lines += list(pending)
+            lines.append("- Check again later: `%s --tags verify`" % base)
+        else:
+            lines.append("- Nothing else to do. Check again later: `%s --tags verify`" % base)
     state = (phases.get("maintenance") or {}).get("state", "off")
     if state in ("on", "switching on", "unknown"):
         lines += ["- Maintenance mode is %s: switch it off when ready:" % state.upper(),
@@ -161,7 +173,7 @@ def next_steps(record, known, inventory, version) -> list:
     return lines
 
 
-def release_report(record, phases, inventory, version=""):
+def release_report(record, phases, inventory, version="", pending=None):
     if not isinstance(record, dict):
         raise AnsibleFilterError("release_report expects the release record (a dict), got %s" % type(record).__name__)
     if not isinstance(phases, list):
@@ -186,7 +198,7 @@ def release_report(record, phases, inventory, version=""):
              "took": duration(entries[n]), "outputs": outputs_line(entries[n])} for n in names]
     return {"version": version, "title": title, "rows": rows, "running": running, "rolled_back": rolled_back,
             "failed": [{"name": n, "error": entries[n].get("error") or "no error recorded"} for n in failed],
-            "next": next_steps(record, phases, inventory, version)}
+            "next": next_steps(record, phases, inventory, version, pending or ())}
 
 
 class FilterModule:

@@ -24,6 +24,10 @@ description:
   - With I(exact_counts=true) (a quiet source - staging, a maintenance window) any row count or checksum
     difference fails; otherwise differences are reported as C(live_differences).
   - The throwaway database is always dropped, also when the restore or the comparison fails.
+  - With I(restore_server), the throwaway copy goes to that separate restore
+    server instead (any MariaDB/MySQL server the database host can reach, ideally of the same version). The
+    restore's writes and CPU are spared the source server, which only answers the comparison's reads (definitions
+    and row counts). The streaming client runs where the module runs (the host holding the backup).
   - Its net effect on the server is nothing, so it reports C(changed=false).
 options:
   path:
@@ -43,6 +47,15 @@ options:
       BINLOG ADMIN).
     type: bool
     default: true
+  restore_server:
+    description:
+      - Connection of a separate restore server for the throwaway copy; empty restores on the source server.
+      - Keys C(login_host), C(login_port), C(login_unix_socket), C(login_user), C(login_password),
+        C(connect_timeout). An empty C(login_user) or C(login_password) is the source connection's.
+      - The release builds it from C(backup_restore_server) (C(release_restore_server_login) in
+        C(vars/release.yml)).
+    type: dict
+    default: {}
   checksum_budget_s:
     description: Seconds the row checksums may take in all (source and copy); beyond a table's share, it is
       sampled.
@@ -113,9 +126,15 @@ durations_s:
   description: Seconds spent restoring, comparing and in total.
   returned: success or comparison failure
   type: dict
+restore_server:
+  description: The separate restore server used (C(endpoint), its C(server) version and the C(source_server)
+    version).
+  returned: when a restore server is given
+  type: dict
 record:
   description: What the release record keeps (phases.backup.restore_test) - C(ran), C(ok), C(throwaway), C(objects),
-    C(rows), C(live_differences), C(duration_s); in check mode C(ran=false) with a C(reason).
+    C(rows), C(live_differences), C(duration_s), C(restore_server) (the separate server's endpoint, when one
+    was used); in check mode C(ran=false) with a C(reason).
   returned: success or comparison failure, and in check mode
   type: dict
 """
@@ -140,22 +159,30 @@ def record_part(report):
                              "checksum_budget_s": report.get("checksum_budget_s"),
                              "missing_definers": report.get("missing_definers", []),
                              "problems": report.get("problems", []),
-                             "duration_s": (report.get("durations_s") or {}).get("total")}}
+                             "duration_s": (report.get("durations_s") or {}).get("total"),
+                             "restore_server": (report.get("restore_server") or {}).get("endpoint")}}
 
 
 def main():
     spec = connection_argument_spec()
     spec.update(path=dict(type="path", required=True), database=dict(type="str", required=True),
                 exact_counts=dict(type="bool", default=True), skip_binlog=dict(type="bool", default=True),
+                restore_server=dict(type="dict", default={}, no_log=False, options=dict(
+                    login_host=dict(type="str", default=""), login_port=dict(type="int", default=3306),
+                    login_unix_socket=dict(type="str", default=""), login_user=dict(type="str", default=""),
+                    login_password=dict(type="str", default="", no_log=True),
+                    connect_timeout=dict(type="int", default=10))),
                 checksum_budget_s=dict(type="float", default=600.0), chunk_rows=dict(type="int", default=10000))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     require_pymysql(module)
     params = module.params
+    restore_params = restore_server_params(params)
+    where = " on the restore server %s" % endpoint(restore_params) if restore_params else ""
     if module.check_mode:
         module.exit_json(changed=False, throwaway=backup_compare.restore_name(params["database"], "<random>"),
                          record={"restore_test": {"ran": False, "reason": "check mode: a dry run restores nothing"}},
-                         msg="would restore %s into a throwaway copy of %s and compare" % (
-                             params["path"], params["database"]))
+                         msg="would restore %s into a throwaway copy of %s%s and compare" % (
+                             params["path"], params["database"], where))
     tools = backup_stream.find_tools()
     if not tools["client"]:
         module.fail_json(msg="neither the mariadb nor the mysql client is installed: cannot test the restore")
@@ -163,13 +190,13 @@ def main():
         report = backup_restore.restore_test(params, tools, params["path"], params["database"],
                                              exact_counts=params["exact_counts"], skip_binlog=params["skip_binlog"],
                                              checksum_budget_s=params["checksum_budget_s"],
-                                             chunk_rows=params["chunk_rows"])
+                                             chunk_rows=params["chunk_rows"], restore_params=restore_params)
     except BackupError as exc:
-        module.fail_json(msg="restore test of %s as %s failed: %s check failed: %s" % (
-            params["path"], endpoint(params), exc.check or "restore", exc), check=exc.check or "restore")
+        module.fail_json(msg="restore test of %s as %s%s failed: %s check failed: %s" % (
+            params["path"], endpoint(params), where, exc.check or "restore", exc), check=exc.check or "restore")
     if not report["ok"]:
-        module.fail_json(msg="restore test of %s failed: the restored copy differs from %s: %s" % (
-            params["path"], params["database"], "; ".join(report["problems"])), check="compare",
+        module.fail_json(msg="restore test of %s%s failed: the restored copy differs from %s: %s" % (
+            params["path"], where, params["database"], "; ".join(report["problems"])), check="compare",
             record=record_part(report), **report)
     notes = []
     if report["sampled"]:
@@ -178,9 +205,21 @@ def main():
     if report["missing_definers"]:
         notes.append("restored with a DEFINER that does not exist on the server: %s" % ", ".join(
             "%s (%s)" % (d["object"], d["definer"]) for d in report["missing_definers"]))
-    module.exit_json(changed=False, record=record_part(report), msg="restore test passed: %s; rows compared by "
-                     "checksum%s" % (", ".join("%d %s" % (n, kind) for kind, n in report["objects"].items()),
+    module.exit_json(changed=False, record=record_part(report), msg="restore test passed%s: %s; rows compared "
+                     "by checksum%s" % (where, ", ".join("%d %s" % (n, kind) for kind, n in report["objects"].items()),
                                      "".join("; " + n for n in notes)), **report)
+
+
+def restore_server_params(params):
+    """Connection parameters of the separate restore server, or None to restore on the source server."""
+    server = params.get("restore_server") or {}
+    if not server.get("login_host") and not server.get("login_unix_socket"):
+        return None
+    return dict(params, login_host=server.get("login_host") or "localhost", login_port=server.get("login_port") or 3306,
+                login_unix_socket=server.get("login_unix_socket") or "",
+                login_user=server.get("login_user") or params["login_user"],
+                login_password=server.get("login_password") or params["login_password"],
+                connect_timeout=server.get("connect_timeout") or params["connect_timeout"])
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ description:
     With I(verify_checksums) the newest ones are also re-hashed, newest first, until I(keep) of them prove
     their checksum - a corrupt file is never counted as one of the backups kept.
   - The newest verified backup is never deleted, whatever I(keep) says, nor any file named in I(protect).
+  - With I(verified_releases) set (a list, possibly empty), the backup of a release is deleted only when that
+    release is in the list (the releases recorded as verified in production); the backup of any other release
+    (still running, failed, rolled back, never verified) is kept however old it is, and returned in C(protected).
+    A backup's release is its manifest's C(label), else the label in its file name; a backup without a label is
+    not a release's and follows I(keep) alone.
     Files this module does not recognise as a verified backup of I(database) (hidden partials, staging
     directories, backups of other databases, files without a sidecar) are left alone and reported.
   - A deleted backup goes with its sidecars.
@@ -41,6 +46,11 @@ options:
     description: Re-hash the backups that are kept (newest first) so that a corrupt one is not counted.
     type: bool
     default: true
+  verified_releases:
+    description: Release labels (versions) whose backups may be deleted, those verified in production. Unset
+      (null) turns the protection off; an empty list protects every release's backup.
+    type: list
+    elements: str
 attributes:
   check_mode:
     support: full
@@ -57,6 +67,7 @@ EXAMPLES = r"""
     database: app
     keep: 7
     protect: [app_v1.2.0_20261128T061814Z.sql.gz]
+    verified_releases: [v1.0.0, v1.1.0]
 """
 
 RETURN = r"""
@@ -82,6 +93,12 @@ corrupt:
   returned: always
   type: list
   elements: str
+protected:
+  description: Backups older than the I(keep) newest that are kept because their release is not in
+    I(verified_releases), each with C(name), C(release) and C(reason).
+  returned: always
+  type: list
+  elements: dict
 """
 
 import hashlib
@@ -89,7 +106,15 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dbrelease.backup import candidate_matches, checksum_name, manifest_name, stamp_of
+from ansible.module_utils.dbrelease.backup import (
+    EXTENSIONS,
+    candidate_matches,
+    checksum_name,
+    compression_of,
+    manifest_name,
+    safe_label,
+    stamp_of,
+)
 
 CHUNK = 4 * 1024 * 1024
 
@@ -105,8 +130,19 @@ def sidecar_digest(path: str) -> str | None:
     return None
 
 
+def label_of(name: str, database: str, manifest=None) -> str:
+    """The release label of a backup: its manifest's, else the one in `<database>_<label>_<stamp>.<ext>`; "" if none."""
+    if isinstance(manifest, dict) and manifest.get("label"):
+        return safe_label(str(manifest["label"]))
+    stamp, ext = stamp_of(name), compression_of(name)
+    if not stamp or not ext or not name.startswith(database + "_"):
+        return ""
+    rest = name[len(database) + 1:-len(EXTENSIONS[ext])]
+    return "" if rest == stamp else rest[:-len("_" + stamp)]
+
+
 def classify(directory: str, names: list[str], database: str) -> tuple[list[dict], list[str]]:
-    """(verified backups newest first as {name, sha256}, unverified names) among the directory's entries."""
+    """(verified backups newest first as {name, sha256, label}, unverified names) among the directory's entries."""
     verified, unverified = [], []
     present = set(names)
     for name in names:
@@ -114,6 +150,7 @@ def classify(directory: str, names: list[str], database: str) -> tuple[list[dict
             continue
         digest = sidecar_digest(os.path.join(directory, checksum_name(name)))
         ok = digest is not None
+        manifest = None
         if ok and manifest_name(name) in present:
             try:
                 with open(os.path.join(directory, manifest_name(name))) as fh:
@@ -127,7 +164,7 @@ def classify(directory: str, names: list[str], database: str) -> tuple[list[dict
             elif manifest.get("sha256") and str(manifest["sha256"]).lower() != digest:
                 ok = False
         if ok:
-            verified.append({"name": name, "sha256": digest})
+            verified.append({"name": name, "sha256": digest, "label": label_of(name, database, manifest)})
         else:
             unverified.append(name)
     verified.sort(key=lambda b: (stamp_of(b["name"]) or "", b["name"]), reverse=True)
@@ -142,10 +179,14 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def choose(directory: str, verified: list[dict], keep: int, protect, verify, hasher=file_sha256):
-    """(kept, deleted, corrupt): keep the newest `keep` backups that prove themselves, delete older verified."""
-    kept, deleted, corrupt = [], [], []
+def choose(directory: str, verified: list[dict], keep: int, protect, verify, hasher=file_sha256,
+         verified_releases=None):
+    """(kept, deleted, corrupt, protected): keep the newest `keep` backups that prove themselves and the backups of
+    releases not in `verified_releases` (when it is not None); delete the other older verified ones."""
+    kept, deleted, corrupt, protected = [], [], [], []
+    allowed = None if verified_releases is None else {safe_label(v) for v in verified_releases}
     for backup in verified:
+        label = backup.get("label", "")
         if len(kept) < keep:
             if verify and hasher(os.path.join(directory, backup["name"])) != backup["sha256"]:
                 corrupt.append(backup["name"])
@@ -153,11 +194,15 @@ def choose(directory: str, verified: list[dict], keep: int, protect, verify, has
             kept.append(backup["name"])
         elif backup["name"] in protect:
             kept.append(backup["name"])
+        elif allowed is not None and label and label not in allowed:
+            kept.append(backup["name"])
+            protected.append({"name": backup["name"], "release": label,
+                              "reason": "release %s is not recorded as verified in production" % label})
         else:
             deleted.append(backup["name"])
     if verified and verified[0]["name"] not in kept and verified[0]["name"] not in corrupt:
         raise AssertionError("refusing to delete the newest verified backup %s" % verified[0]["name"])
-    return kept, deleted, corrupt
+    return kept, deleted, corrupt, protected
 
 
 def main():
@@ -168,6 +213,7 @@ def main():
             keep=dict(type="int", required=True),
             protect=dict(type="list", elements="str", default=[]),
             verify_checksums=dict(type="bool", default=True),
+            verified_releases=dict(type="list", elements="str", default=None),
         ),
         supports_check_mode=True,
     )
@@ -177,11 +223,12 @@ def main():
                              "never deleted" % p["keep"])
     directory = p["path"]
     if not os.path.isdir(directory):
-        module.exit_json(changed=False, kept=[], deleted=[], unverified=[], corrupt=[],
+        module.exit_json(changed=False, kept=[], deleted=[], unverified=[], corrupt=[], protected=[],
                          msg="%s does not exist: nothing to prune" % directory)
     names = sorted(os.listdir(directory))
     verified, unverified = classify(directory, names, p["database"])
-    kept, deleted, corrupt = choose(directory, verified, p["keep"], set(p["protect"]), p["verify_checksums"])
+    kept, deleted, corrupt, protected = choose(directory, verified, p["keep"], set(p["protect"]),
+                                               p["verify_checksums"], verified_releases=p["verified_releases"])
     for name in corrupt:
         module.warn("backup %s in %s does not match its .sha256 sidecar: not counted as kept, left for a "
                     "person to look at" % (name, directory))
@@ -192,7 +239,8 @@ def main():
                     os.unlink(os.path.join(directory, victim))
                 except FileNotFoundError:
                     pass
-    result = dict(changed=bool(deleted), kept=kept, deleted=deleted, unverified=unverified, corrupt=corrupt)
+    result = dict(changed=bool(deleted), kept=kept, deleted=deleted, unverified=unverified, corrupt=corrupt,
+                  protected=protected)
     if module._diff:
         before = [b["name"] for b in verified]
         result["diff"] = {"before": "\n".join(before) + "\n" if before else "",

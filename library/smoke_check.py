@@ -47,6 +47,12 @@ options:
       timeout:
         description: Seconds to wait for each request (default I(timeout)).
         type: float
+      in_maintenance:
+        description: The endpoint answers as expected while the application is in maintenance mode. Not used by
+          the module itself; the verify phase checks these endpoints before it switches maintenance off, and the
+          others after.
+        type: bool
+        default: false
   attempts:
     description: Tries per endpoint, the first included (C(1) = no retry).
     type: int
@@ -213,6 +219,7 @@ def main():
                 body_regex=dict(type="str"),
                 method=dict(type="str", choices=["GET", "HEAD"], default="GET"),
                 timeout=dict(type="float"),
+                in_maintenance=dict(type="bool", default=False),
             )),
             attempts=dict(type="int", default=5),
             delay=dict(type="float", default=1),

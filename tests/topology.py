@@ -3,6 +3,7 @@
 
     python tests/topology.py up BASE [--db db1 --db db2 --vault vault1]   # prints the state as JSON
     python tests/topology.py up BASE --example     # + the example app on each database host, release vars
+    python tests/topology.py up BASE --example --app   # + the example app's HTTP server on each database host
     python tests/topology.py down BASE                                    # removes everything (idempotent)
     python tests/topology.py status BASE
     python tests/topology.py inventory BASE OUT.yml                       # an Ansible inventory for it
@@ -399,16 +400,48 @@ class Topology:
                 demo.load_example(self.sandbox(host))
                 demo.prepare_repo(self.host_dir(host))
 
+    APP_PORT = 3000
+
+    def app_url(self, host: str) -> str:
+        return "http://%s:%d" % (self.ip(host), self.APP_PORT)
+
+    def app_flag(self, host: str) -> Path:
+        """The example server's maintenance flag on `host` (the maintenance role's file driver writes it)."""
+        return self.host_dir(host) / "maintenance.flag"
+
+    def start_example_servers(self, timeout=20.0):
+        """On every database host: the example app's HTTP server (examples/app/backend/server.js, node) on its
+        address, port 3000, in maintenance while its flag exists. It lives in the host's namespace, so down() stops
+        it with the rest."""
+        node = shutil.which("node") or shutil.which("nodejs")
+        if not node:
+            raise RuntimeError("node is not installed: the example server needs it (apt-get install nodejs)")
+        for host in self.db_hosts:
+            if _port_open(self.ip(host), self.APP_PORT):
+                continue
+            env = dict(os.environ, HOST=self.ip(host), PORT=str(self.APP_PORT),
+                       MAINTENANCE_FILE=str(self.app_flag(host)), SCHEMA_VERSION="v1.2.0-canonical-schema")
+            server = str(ROOT / "examples/app/backend/server.js")
+            with open(self.host_dir(host) / "app.log", "ab") as log:
+                subprocess.Popen(["ip", "netns", "exec", self.netns(host), node, server], env=env, stdout=log,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        for host in self.db_hosts:
+            _wait(lambda h=host: _port_open(self.ip(h), self.APP_PORT), timeout, "the example server on %s" % host)
+
     def release_vars(self, host: str) -> dict:
         """Project-wide release_* inputs for a whole release.yml on a database host of the topology."""
+        # No release_environment: a host var would outrank the scenario's group vars (molecule ssh releases in
+        # production); the release's default is staging.
         return {
-            "release_environment": "staging",
             "release_db_name": "arisgourmet",
             "release_ddl_files": [str(ROOT / "examples/app/infra/ddls/create_distributed_tables.sql")],
             "release_migration_command": "npm run migrate:run",
             "release_migration_chdir": str(ROOT / "examples/app/backend"),
             "release_git_repo": str(self.host_dir(host) / "app-repo"),
             "tag_git_remote": "origin",
+            # Where the example server listens when started (start_example_servers, --app), and its flag.
+            "example_app_url": self.app_url(host),
+            "example_app_maintenance_flag": str(self.app_flag(host)),
         }
 
     # -- use ------------------------------------------------------------------------------------------------
@@ -503,6 +536,8 @@ def main(argv=None) -> int:
     parser.add_argument("--vault", action="append", help="vault host name (repeat; default vault1)")
     parser.add_argument("--example", action="store_true",
                         help="up: load the example app into every database host; inventory: add release vars")
+    parser.add_argument("--app", action="store_true",
+                        help="up: also start the example app's HTTP server on every database host")
     args = parser.parse_args(argv)
     reason = available()
     if reason and args.action != "status":
@@ -513,6 +548,8 @@ def main(argv=None) -> int:
         info = topo.up()
         if args.example:
             topo.load_example_app()
+        if args.app:
+            topo.start_example_servers()
         info["inventory"] = str(topo.inventory(args.output, release=args.example))
         print(json.dumps(info, indent=2))
     elif args.action == "down":

@@ -240,8 +240,9 @@ def _boundaries(cur, schema, table, key, chunk_rows, lower):
 
 
 def table_checksums(conn, source: str, copy: str, layouts: dict, budget_s: float = 600.0,
-                    chunk_rows: int = 10000, clock=time.monotonic) -> dict:
+                    chunk_rows: int = 10000, clock=time.monotonic, copy_conn=None) -> dict:
     """Chunked checksums of every table of `layouts`, on `source` and `copy` alike, under `budget_s` seconds.
+    `copy_conn`: the connection holding `copy` when it is on another server (a restore server); default `conn`.
 
     Returns {table: {"chunks", "checked", "sampled", "rows_checked", "differences": [chunk bounds], "method"}}.
     Small tables first, so that a budget spent on one large table still leaves every small one compared.
@@ -249,7 +250,7 @@ def table_checksums(conn, source: str, copy: str, layouts: dict, budget_s: float
     started = clock()
     results = {}
     order = sorted(layouts, key=lambda t: (layouts[t]["rows_estimate"], t))
-    with conn.cursor() as cur:
+    with conn.cursor() as cur, (copy_conn or conn).cursor() as copy_cur:
         for position, table in enumerate(order):
             layout = layouts[table]
             columns, key = layout["columns"], layout["key"]
@@ -265,7 +266,7 @@ def table_checksums(conn, source: str, copy: str, layouts: dict, budget_s: float
                     entry.update(method="not compared: no primary or unique key, and the budget is spent")
                     continue
                 src = _chunk_sum(cur, source, table, columns, "1=1", [])
-                dst = _chunk_sum(cur, copy, table, columns, "1=1", [])
+                dst = _chunk_sum(copy_cur, copy, table, columns, "1=1", [])
                 entry.update(chunks=1, checked=1, rows_checked=src[0], seconds=round(clock() - t0, 3))
                 if src != dst:
                     entry["differences"].append({"from": None, "to": None, "source_rows": src[0],
@@ -280,7 +281,7 @@ def table_checksums(conn, source: str, copy: str, layouts: dict, budget_s: float
                     t0 = clock()
                     where, args = chunk_where(key, lower, upper)
                     src = _chunk_sum(cur, source, table, columns, where, args)
-                    dst = _chunk_sum(cur, copy, table, columns, where, args)
+                    dst = _chunk_sum(copy_cur, copy, table, columns, where, args)
                     entry["checked"] += 1
                     entry["rows_checked"] += src[0]
                     if src != dst:

@@ -25,7 +25,15 @@ from ansible.module_utils.dbrelease import backup_compare as cmp
 from ansible.module_utils.dbrelease import leftovers
 from ansible.module_utils.dbrelease.backup import BackupError
 from ansible.module_utils.dbrelease.backup_io import CHUNK, kill_process
-from ansible.module_utils.dbrelease.db import DbError, client_option_pipe, connect, quote_ident, scrub
+from ansible.module_utils.dbrelease.db import (
+    DbError,
+    client_option_pipe,
+    connect,
+    endpoint,
+    quote_ident,
+    scrub,
+    server_info,
+)
 from ansible.module_utils.dbrelease.sqlident import rewrite_schema
 
 EVENTS_MARKER = b"\n-- Dumping events for database '"
@@ -160,14 +168,17 @@ def _drop(params, target) -> str | None:
 
 
 def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=True, token=None,
-                 checksum_budget_s=600.0, chunk_rows=10000) -> dict:
+                 checksum_budget_s=600.0, chunk_rows=10000, restore_params=None) -> dict:
     """Restore `path` into a throwaway database and compare it with `database`: objects, definitions, exact row
     counts and chunked row checksums (under `checksum_budget_s`). Never leaves the copy behind.
 
+    `restore_params`: connection parameters of a separate restore server that receives the throwaway copy (so the
+    source server only answers the comparison's reads); None restores on the source server.
     Returns {"ok", "problems", "throwaway", "objects", "rows", "checksums", "sampled", "live_differences",
     "missing_definers", "durations_s", ...}.
     """
     target = cmp.restore_name(database, token or secrets.token_hex(4))
+    where = restore_params or params
     started = time.monotonic()
     durations = {}
     report = {"throwaway": target, "source": database, "exact_counts": exact_counts}
@@ -175,7 +186,16 @@ def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=T
         conn = connect(params)
     except DbError as exc:
         raise BackupError(str(exc), check="connect") from None
+    copy_conn = conn
     try:
+        if restore_params is not None:
+            try:
+                copy_conn = connect(restore_params)
+            except DbError as exc:
+                raise BackupError("restore server: %s" % exc, check="connect") from None
+            report["restore_server"] = {"endpoint": endpoint(restore_params),
+                                        "server": server_info(copy_conn)["version"],
+                                        "source_server": server_info(conn)["version"]}
         with conn.cursor() as cur:
             cur.execute("SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA "
                         "WHERE SCHEMA_NAME = %s", (database,))
@@ -183,37 +203,43 @@ def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=T
             if not row:
                 raise BackupError("source database %s does not exist: nothing to compare the restore with"
                                   % database, check="source")
-        # Held by this connection until it closes: a run killed meanwhile leaves a copy the next one drops.
+        # Held by the connection of the server holding the copy until it closes: a run killed meanwhile leaves a
+        # copy the next one drops.
         try:
-            leftovers.claim_schema(conn, target)
+            leftovers.claim_schema(copy_conn, target)
         except DbError as exc:
             raise BackupError(str(exc), check="restore") from None
-        with conn.cursor() as cur:
+        with copy_conn.cursor() as cur:
             cur.execute("CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (quote_ident(target), row[0], row[1]))
         try:
             t0 = time.monotonic()
-            report.update(restore(params, tools, path, target, skip_binlog, source=database))
+            report.update(restore(where, tools, path, target, skip_binlog, source=database))
             durations["restore"] = time.monotonic() - t0
             t0 = time.monotonic()
             conn.ping(reconnect=True)
-            leftovers.claim_schema(conn, target)  # again, in case ping had to reconnect (the lock went with it)
-            source, copy = cmp.snapshot(conn, database), cmp.snapshot(conn, target)
+            copy_conn.ping(reconnect=True)
+            leftovers.claim_schema(copy_conn, target)  # again, in case ping had to reconnect (the lock went with it)
+            source, copy = cmp.snapshot(conn, database), cmp.snapshot(copy_conn, target)
             problems = cmp.compare_objects(source, copy)
             counts_src = cmp.row_counts(conn, database, source["tables"])
-            counts_copy = cmp.row_counts(conn, target, copy["tables"])
+            counts_copy = cmp.row_counts(copy_conn, target, copy["tables"])
             count_problems, live = cmp.compare_counts(counts_src, counts_copy, exact_counts)
             durations["compare"] = time.monotonic() - t0
             t0 = time.monotonic()
             layouts = {t: dict(spec, rows_estimate=counts_src.get(t, spec["rows_estimate"]))  # exact, not stats
                        for t, spec in cmp.table_layouts(conn, database).items() if t in copy["tables"]}
             checksums = cmp.table_checksums(conn, database, target, layouts, budget_s=checksum_budget_s,
-                                            chunk_rows=chunk_rows)
+                                            chunk_rows=chunk_rows, copy_conn=copy_conn)
             sum_problems, sum_live = cmp.compare_checksums(checksums, exact_counts)
             durations["checksums"] = time.monotonic() - t0
-            report["missing_definers"] = cmp.missing_definers(conn, target)
+            # The accounts of the source server: a restore server need not hold them (the objects are the same).
+            report["missing_definers"] = (cmp.missing_definers(conn, target) if copy_conn is conn
+                                          else cmp.missing_definers(conn, database))
         finally:
-            drop_error = _drop(params, target)
+            drop_error = _drop(where, target)
     finally:
+        if copy_conn is not conn:
+            copy_conn.close()
         conn.close()
     problems = problems + count_problems + sum_problems
     if drop_error:

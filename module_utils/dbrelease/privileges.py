@@ -88,6 +88,7 @@ PHASES = {
                      "the migrations and the tool's history table (more if the migrations do more)"),
     "verify_baseline": _reqs("db", ("SELECT",), "the outbox statistics taken before the schema changes"),
     "verify": _reqs("db", ("SELECT",), "snapshots, outbox statistics and the health checks"),
+    "watch": _reqs("db", ("SELECT",), "the outbox statistics polled during the watch window"),
     "tag": [],
     "rollback": (
         _reqs("db", _LOAD, "the restore drops the database and loads the backup into it")

@@ -241,9 +241,27 @@ def test_retention_keeps_the_last_n_verified_backups_on_both_sides_and_never_the
         _plant(side, src, "app_v0.0_20250101T000000Z.sql.gz", sidecar=False)  # unverified: left alone
         _plant(side, src, "app_other_20250101T000000Z.sql.gz", database="app_other")  # another database
 
+    # No record says v0.1 - v0.3 were verified in production: their backups stay, on the host and on the vault,
+    # however many there are.
     proc = release(inventory, "v5.0", backup_retention_count=2)
     assert proc.returncode == 0, proc.stdout[-3000:]
     newest = Path(record(topo, "v5.0")["path"]).name
+    for side in (topo.backup_dir(DB), vault_dir(topo)):
+        present = sorted(p.name for p in side.iterdir())
+        assert all(name in present for name in old), present
+    retention = record(topo, "v5.0")["retention"]
+    assert [p["release"] for p in retention["local"]["protected"]] == ["v0.2", "v0.1"]
+    assert [p["release"] for p in retention["vaults"][VAULT]["protected"]] == ["v0.2", "v0.1"]
+
+    # Their records now say they were verified in production (verify and watch ok): retention may let them go.
+    for version in ("v0.1", "v0.2", "v0.3"):
+        path = topo.host_dir(DB) / "artifacts" / version / "release.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"version": version, "environment": "production", "phases": {
+            "verify": {"status": "ok"}, "watch": {"status": "ok"}}}))
+    proc = release(inventory, "v5.0", backup_retention_count=2)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert record(topo, "v5.0")["retention"]["verified_releases"] == ["v0.1", "v0.2", "v0.3"]
     for side in (topo.backup_dir(DB), vault_dir(topo)):
         present = sorted(p.name for p in side.iterdir())
         assert newest in present and old[2] in present, "the newest two verified backups are kept"

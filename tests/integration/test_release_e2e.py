@@ -55,6 +55,8 @@ class Release:
             release_backup_dir=str(self.backups),
             release_artifacts_dir=str(self.artifacts),
             release_git_repo=str(make_repo(base)),
+            # This staging database tags its releases itself (by default only production does).
+            release_tag_environment="staging",
         )
         host_vars.update(overrides)
         self.inventory = write_inventory(base / "inventory.yml", {"db1": host_vars})

@@ -72,7 +72,7 @@ def test_failed_release_report_lists_every_phase_the_error_and_the_commands_to_r
     assert "`/var/backups/shop_v1.sql.gz`" in report and "ab" * 32 in report  # full in the backup section
     assert "**schema failed:** Apply the DDL: create_distributed_tables.sql statement 2: syntax error" in report
     assert "`ansible-playbook release.yml -i %s -e release_version=%s --tags schema`" % (inv, VERSION) in report
-    assert "--tags schema,migrate,verify,tag`" in report
+    assert "--tags schema,migrate,verify,watch,tag`" in report
     assert ("`ansible-playbook rollback.yml -i %s -e release_version=%s -e release_rollback_confirm=true`"
             % (inv, VERSION)) in report
     assert "Maintenance mode is ON" in report and "playbooks/maintenance_off.yml" in report
@@ -142,5 +142,5 @@ def test_rerun_command_switches_maintenance_on_again_when_the_failure_switched_i
     render(tmp_path)
     report = (record_dir / "report.md").read_text()
     assert "--tags maintenance,schema`" in report
-    assert "--tags maintenance,schema,migrate,verify,tag`" in report
+    assert "--tags maintenance,schema,migrate,verify,watch,tag`" in report
     assert "Maintenance mode is" not in report

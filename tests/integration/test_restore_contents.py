@@ -127,5 +127,7 @@ def test_the_restore_test_runs_when_release_environment_is_unset_and_the_report_
     assert result.returncode == 0, result.stdout + result.stderr
     assert record["phases"]["backup"]["restore_test"]["ran"] is False
     head = "\n".join(report.splitlines()[:4])
-    assert "**Restore test: not run** - backup_restore_test is false (it is on by default only when " \
-           "release_environment is staging; here it is production)." in head
+    # In production the restore test runs on a separate restore server (backup_restore_server), named in the reason.
+    assert "**Restore test: not run** - the restore test runs in production only on a separate restore server, so " \
+           "that the production primary is spared: set backup_restore_server to an inventory host with a " \
+           "MariaDB/MySQL server (or backup_restore_test: true to run it on the primary itself)." in head

@@ -43,9 +43,11 @@ def setup_release(tmp_path, work, phases=None, **group_vars):
     record_dir = artifacts / VERSION
     record_dir.mkdir(parents=True)
     if phases is None:
-        phases = {"verify": {"status": "ok", "changed": False}}
+        phases = {"verify": {"status": "ok", "changed": False}, "watch": {"status": "ok", "changed": False}}
     (record_dir / "release.json").write_text(json.dumps({"version": VERSION, "phases": phases}))
+    # The tag is made in production (release_tag_environment), after verify and watch.
     gv = {"release_version": VERSION, "release_db_name": "shop", "release_artifacts_dir": str(artifacts),
+          "release_environment": "production",
           "release_git_repo": str(work), "tag_schema_change": "Canonical schema release: outbox + refresh_tokens",
           "tag_tagger_name": "Release Bot", "tag_tagger_email": "bot@example.org"}
     gv.update(group_vars)
@@ -199,7 +201,8 @@ def test_tags_tag_rerun_of_release_yml_in_a_new_process_tags_the_recorded_versio
     hv = local_host_vars(mariadb, ADMIN_USER, ADMIN_PASSWORD, release_version=VERSION, release_db_name=dbname,
                          release_artifacts_dir=str(tmp_path / "artifacts"), release_git_repo=str(work),
                          tag_git_remote="origin", tag_schema_change="Canonical schema release: outbox + refresh_tokens",
-                         release_ddl_files=[str(ROOT / "examples/app/infra/ddls/create_distributed_tables.sql")])
+                         release_ddl_files=[str(ROOT / "examples/app/infra/ddls/create_distributed_tables.sql")],
+                         release_tag_environment="staging")
     inv = write_inventory(tmp_path / "inv2" / "hosts.yml", {"db1": hv})
     result = run_playbook(ROOT / "release.yml", inv, tags="tag")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr
@@ -225,11 +228,12 @@ def test_two_database_hosts_sharing_one_repository_create_and_push_the_tag_once(
         artifacts = tmp_path / ("artifacts-" + name)
         (artifacts / VERSION).mkdir(parents=True)
         (artifacts / VERSION / "release.json").write_text(json.dumps(
-            {"version": VERSION, "phases": {"verify": {"status": "ok"}}}))
+            {"version": VERSION, "phases": {"verify": {"status": "ok"}, "watch": {"status": "ok"}}}))
         hosts[name] = dict(local, release_artifacts_dir=str(artifacts))
     inv = write_inventory(tmp_path / "inv2" / "hosts.yml", hosts, {
         "release_version": VERSION, "release_db_name": "shop", "release_git_repo": str(work),
-        "tag_git_remote": "origin", "tag_schema_change": "Canonical schema release: outbox + refresh_tokens"})
+        "release_environment": "production", "tag_git_remote": "origin",
+        "tag_schema_change": "Canonical schema release: outbox + refresh_tokens"})
     result = run_playbook(ROOT / "playbooks/tag.yml", inv)
     assert result.returncode == 0, result.stdout[-3000:]
     phases = [json.loads((tmp_path / ("artifacts-" + n) / VERSION / "release.json").read_text())["phases"]["tag"]

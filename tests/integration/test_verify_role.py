@@ -92,6 +92,10 @@ class Env:
         return run_playbook("playbooks/verify.yml", self.inventory(**overrides), {"release_version": VERSION},
                             check=check)
 
+    def watch(self, check=False, **overrides):
+        return run_playbook("playbooks/watch.yml", self.inventory(**overrides), {"release_version": VERSION},
+                            check=check)
+
     @property
     def record(self):
         return json.loads((self.artifacts / VERSION / "release.json").read_text())
@@ -137,9 +141,11 @@ def test_healthy_release_passes_and_records_verdict_baseline_and_smoke(env, app_
     assert phase["baseline_source"] == "recorded in release.json at " + env.record["phases"]["verify_baseline"][
         "finished"]
     assert [r["name"] for r in phase["smoke"]["results"] if r["ok"]] == ["health", "version"]
-    # A dry run verifies too, but does not sit through the watch window.
+    # A dry run verifies and watches too, but does not sit through the watch window.
     started = time.monotonic()
-    dry = env.verify(check=True, verify_watch_seconds=600, verify_watch_interval_seconds=60)
+    dry = env.verify(check=True)
+    assert dry.returncode == 0, output(dry)
+    dry = env.watch(check=True, verify_watch_seconds=600, verify_watch_interval_seconds=60)
     assert dry.returncode == 0, output(dry)
     assert "the 600-second watch window is skipped" in dry.stdout
     assert time.monotonic() - started < 120
@@ -230,13 +236,14 @@ def test_watch_window_polls_and_prints_progress(env, app_server):
     url, _ = app_server
     seed(env)
     assert env.baseline().returncode == 0
-    proc = env.verify(verify_watch_seconds=3, verify_watch_interval_seconds=1,
-                      verify_smoke_endpoints=[{"name": "health", "url": url + "/health"}])
+    endpoints = [{"name": "health", "url": url + "/health"}]
+    assert env.verify(verify_smoke_endpoints=endpoints).returncode == 0
+    proc = env.watch(verify_watch_seconds=3, verify_watch_interval_seconds=1, verify_smoke_endpoints=endpoints)
     assert proc.returncode == 0, output(proc)
     for poll in (1, 2, 3):
         assert "Watch %d/3 at" % poll in proc.stdout
     assert "Watch 4/" not in proc.stdout
-    polls = env.record["phases"]["verify"]["watch"]["polls"]
+    polls = env.record["phases"]["watch"]["polls"]
     assert [p["poll"] for p in polls] == [1, 2, 3]
     assert all(p["verdict"] == "ok" and p["endpoints_ok"] == 1 for p in polls)
     # Poll 3 is due 3 s into the window (waits are rounded to whole seconds).
@@ -247,13 +254,13 @@ def test_watch_window_stops_at_the_first_failing_poll(env, app_server):
     url, fail_file = app_server
     seed(env)
     assert env.baseline().returncode == 0
-    hv = env.inventory(verify_watch_seconds=30, verify_watch_interval_seconds=1,
-                       verify_smoke_endpoints=[{"name": "health", "url": url + "/health"}])
-    cmd = [str(VENV_BIN / "ansible-playbook"), "playbooks/verify.yml", "-i", str(hv),
+    endpoints = [{"name": "health", "url": url + "/health"}]
+    assert env.verify(verify_smoke_endpoints=endpoints).returncode == 0
+    hv = env.inventory(verify_watch_seconds=30, verify_watch_interval_seconds=1, verify_smoke_endpoints=endpoints)
+    cmd = [str(VENV_BIN / "ansible-playbook"), "playbooks/watch.yml", "-i", str(hv),
            "-e", json.dumps({"release_version": VERSION})]
     run_env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                    PYTHONUNBUFFERED="1", PATH=str(VENV_BIN) + os.pathsep + os.environ.get("PATH", ""))
-    started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in proc.stdout:
@@ -263,14 +270,15 @@ def test_watch_window_stops_at_the_first_failing_poll(env, app_server):
     rc = proc.wait(timeout=120)
     out = "".join(lines)
     assert rc != 0, out
-    phase = env.record["phases"]["verify"]
+    phase = env.record["phases"]["watch"]
     assert phase["status"] == "failed"
-    verdicts = [p["verdict"] for p in phase["watch"]["polls"]]
+    verdicts = [p["verdict"] for p in phase["polls"]]
     # The first poll after the break fails (normally poll 2; poll 3 if this machine is slow to read the output),
     # and the watch stops there instead of running its 30 polls.
     failed_at = len(verdicts)
     assert failed_at in (2, 3) and verdicts == ["ok"] * (failed_at - 1) + ["fail"], verdicts
-    assert "Health failed during the watch window on db1, poll %d of 30" % failed_at in out
-    assert "health failed" in " ".join(phase["watch"]["polls"][-1]["reasons"])
+    assert "WATCH FAILED on db1: Health failed during the watch window, poll %d of 30" % failed_at in out
+    assert "health failed" in " ".join(phase["polls"][-1]["reasons"])
+    assert phase["regressed"] == ["endpoint health failed: status 503, expected 200"], phase["regressed"]
+    # It stopped there: no later poll ran (the record and the output agree), so the 30-poll window did not run out.
     assert "Watch %d/30" % (failed_at + 1) not in out
-    assert time.monotonic() - started < 30

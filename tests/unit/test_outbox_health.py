@@ -57,10 +57,11 @@ CASES = [
      stats(delivered_recent=0), {}, "warn", [], "No outbox event was delivered in the last 15 minutes"),
     ("the idle-relay check can be switched off",
      stats(delivered_recent=0), {"idle_relay_verdict": "ok"}, "ok", [], "healthy"),
-    ("an outbox missing at verification fails",
-     stats(outbox=False), {}, "fail", ["outbox_table"], "outbox table does not exist"),
-    ("a refresh_tokens table missing at verification can be made a warning",
-     stats(tokens=False), {"missing_table_verdict": "warn"}, "warn", [], "refresh_tokens table does not exist"),
+    ("an outbox dropped since the baseline fails",
+     stats(outbox=False), {}, "fail", ["outbox_table"], "outbox table outbox existed at the baseline and is gone"),
+    ("a refresh_tokens table dropped since the baseline can be made a warning",
+     stats(tokens=False), {"missing_table_verdict": "warn"}, "warn", [],
+     "refresh-token table refresh_tokens existed at the baseline"),
 ]
 
 
@@ -164,3 +165,103 @@ def test_role_defaults_match_the_filter_defaults(root_dir):
 
 def test_filter_module_maps_only_the_filter_name():
     assert FilterModule().filters() == {"outbox_health": outbox_health}
+
+
+# -- outboxes unlike the example's: numbers not available here, tables not applicable -----------------------------
+def debezium(pending=0, oldest=None, unavailable=None, **extra):
+    """A delete-on-relay outbox (no status, rows deleted once relayed): only the rows left and their age."""
+    gone = "outbox has no status column and no delivery timestamp: rows are deleted once relayed"
+    section = {"present": True, "table": "outbox", "shape": "delete_on_relay", "counts": {"pending": pending},
+               "oldest_pending_age_seconds": oldest, "window_minutes": 15,
+               "unavailable": unavailable if unavailable is not None else {
+                   k: gone for k in ("delivered", "delivered_recent", "failed", "failed_recent", "dead",
+                                     "dead_recent")}}
+    section.update(extra)
+    return {"database": "shop", "outbox": section,
+            "refresh_tokens": {"present": False, "table": "refresh_tokens", "window_minutes": 15}}
+
+
+def test_numbers_not_available_here_are_said_with_their_reason_and_the_verdict_uses_the_rest():
+    result = outbox_health(debezium(pending=4, oldest=3.0), {}, debezium(pending=2, oldest=1.0))
+    assert result["verdict"] == "ok", result
+    levels = {c["name"]: c["level"] for c in result["checks"]}
+    assert levels == {"stalled_relay": "ok", "idle_relay": "n/a", "backlog_growth": "ok", "failures_increase": "n/a",
+                      "dead_letters_increase": "n/a", "refresh_tokens_table": "n/a"}
+    assert all("rows are deleted once relayed" in s for s in result["not_available"])
+    assert [s.split(":")[0] for s in result["not_available"]] == ["Not available here"] * 3
+    assert result["not_applicable"] == ["Not applicable: shop has no refresh-token table refresh_tokens and this "
+                                        "release does not create one, so the refresh-token checks did not run."]
+    assert result["reasons"] == ["The outbox is healthy: 4 pending (oldest 3 seconds), all within the limits "
+                                 "compared with the baseline."]
+
+
+def test_what_is_available_still_fails_on_a_debezium_outbox():
+    result = outbox_health(debezium(pending=1500, oldest=900.0), {}, debezium(pending=2, oldest=1.0))
+    assert result["verdict"] == "fail"
+    assert names(result, "fail") == ["backlog_growth", "stalled_relay"]
+
+
+def test_a_number_missing_from_the_baseline_only_makes_its_check_unavailable():
+    before = stats()
+    before["outbox"]["unavailable"] = {"failed": "the server stopped the query after verify_statement_timeout=30 s"}
+    del before["outbox"]["counts"]["failed"]
+    result = outbox_health(stats(failed=500), {}, before)
+    assert [c["level"] for c in result["checks"] if c["name"] == "failures_increase"] == ["n/a"]
+    assert "verify_statement_timeout=30 s" in result["not_available"][0]
+    assert result["verdict"] == "ok"
+
+
+@pytest.mark.parametrize("now, baseline, expect, verdict, phrase", [
+    (stats(outbox=False, tokens=False), stats(outbox=False, tokens=False), [], "ok",
+     "Nothing to judge"),
+    (stats(outbox=False, tokens=False), None, [], "ok", "Nothing to judge"),
+    (stats(outbox=False), stats(outbox=False), ["outbox"], "fail", "this release was to create it"),
+    (stats(outbox=False), BASE, [], "fail", "existed at the baseline and is gone"),
+], ids=["no outbox, none created: not applicable", "no baseline either: still not applicable",
+        "created by the release but missing: fail", "dropped since the baseline: fail"])
+def test_a_missing_outbox_is_not_applicable_unless_the_release_creates_or_dropped_it(now, baseline, expect, verdict,
+                                                                                     phrase):
+    result = outbox_health(now, {}, baseline, expect)
+    assert result["verdict"] == verdict, result
+    assert any(phrase in r for r in result["reasons"] + result["not_applicable"]), result
+
+
+def test_no_outbox_at_all_says_not_applicable_and_judges_the_tokens():
+    result = outbox_health(stats(outbox=False, revoked=5), {}, stats(outbox=False, revoked=5))
+    assert result["verdict"] == "ok"
+    assert result["not_applicable"][0].startswith("Not applicable: the database has no outbox table outbox")
+    assert result["reasons"] == ["The refresh tokens are healthy: 5 revoked tokens, all within the limits compared "
+                                 "with the baseline."]
+
+
+def test_status_values_no_notion_covers_warn_and_are_named():
+    now = stats()
+    now["outbox"]["unmapped"] = {"archived": 12, "cancelled": None}
+    result = outbox_health(now, {}, BASE)
+    assert result["verdict"] == "warn"
+    assert "'archived' (12 rows), 'cancelled'" in result["reasons"][0]
+    assert outbox_health(now, {"unmapped_status_verdict": "ok"}, BASE)["verdict"] == "ok"
+
+
+def test_a_setting_naming_a_missing_column_warns():
+    now = stats()
+    now["outbox"]["problems"] = ["verify_outbox_columns.delivered_at names column sent_on, which the table does not "
+                                 "have"]
+    now["outbox"]["unavailable"] = {"delivered_recent": now["outbox"]["problems"][0]}
+    result = outbox_health(now, {}, BASE)
+    assert result["verdict"] == "warn"
+    assert result["reasons"][0].startswith("Outbox setting not usable: verify_outbox_columns.delivered_at")
+
+
+def test_dead_letters_name_the_statuses_and_the_dead_letter_table():
+    now, before = stats(dead=12), stats()
+    for s in (now, before):
+        s["outbox"]["status_map"] = {"dead": ["dlq", "parked"]}
+        s["outbox"]["dead_letter_table"] = {"table": "outbox_dlq", "rows": 0}
+    result = outbox_health(now, {}, before)
+    assert "dead letters (status 'dlq'/'parked' and table outbox_dlq) rose from 0 to 12" in result["reasons"][0]
+
+
+def test_expect_must_be_a_list():
+    with pytest.raises(AnsibleFilterError, match="expect must be a list"):
+        outbox_health(stats(), {}, BASE, "outbox")

@@ -105,7 +105,7 @@ def test_a_failed_release_names_the_phase_and_the_commands_that_rerun_it():
     text = "\n".join(report["next"])
     base = "ansible-playbook release.yml -i inv/staging -e release_version=v1"
     assert "`%s --tags maintenance,schema`" % base in text
-    assert "`%s --tags maintenance,schema,migrate,verify,tag`" % base in text
+    assert "`%s --tags maintenance,schema,migrate,verify,watch,tag`" % base in text
     assert "rollback.yml -i inv/staging -e release_version=v1 -e release_rollback_confirm=true" in text
 
 

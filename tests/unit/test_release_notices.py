@@ -55,7 +55,6 @@ def test_what_the_schema_phase_left_out_or_checked_on_the_way():
         "r.sql #1 (line 2), r.sql #2 (line 4) (`phases.schema.skipped` says why).",
         "- Schema: 1 data check(s) could only run on the way, right before their statement: r.sql #4 (line 8).",
         "- Schema: 1 change(s) could not be checked against the data: table t (narrowing).",
-        "- Schema: destructive change(s) allowed and applied: table orders drops column legacy_flag.",
         "- Schema: data statement(s) allowed in the schema phase changed 12 row(s): r.sql #6 (line 12)."]
 
 
