@@ -189,7 +189,10 @@ def build_summary(event, record, since="", check_record=False, approval_pending=
     if event == "finish" and verify.get("verdict") and dict(fresh).get("verify"):
         lines.append("Health verdict: %s." % str(verify["verdict"]).upper())
         lines.extend("- %s" % r for r in reasons)
-    logs = (verify.get("logs") or {}) if dict(fresh).get("verify") else {}
+    # The logs as last read this run: by the watch phase's last poll (totals since the start), else by verify.
+    fresh_now = dict(fresh)
+    logs = ((phases.get("watch") or {}).get("logs") if fresh_now.get("watch") else None) or (
+        (verify.get("logs") or {}) if fresh_now.get("verify") else {})
     if event == "finish" and logs.get("counts"):
         lines.append("Log lines since the release started: %s." % ", ".join(
             "%s %s" % (name, count) for name, count in sorted(logs["counts"].items()) if count) or "none")
