@@ -42,12 +42,13 @@ for _path in C.DEFAULT_MODULE_UTILS_PATH or []:
 
 
 def _same_python(interpreter) -> bool:
+    """The host's interpreter is this very Python: the same executable in the same directory. A venv's python and
+    the Python it links to are not the same (their site-packages differ); a symlinked venv directory is."""
     if not interpreter:
         return False
-    try:
-        return os.path.realpath(str(interpreter)) == os.path.realpath(sys.executable)
-    except OSError:
-        return False
+    here, there = sys.executable, str(interpreter)
+    return (os.path.realpath(there) == os.path.realpath(here)
+            and os.path.realpath(os.path.dirname(there)) == os.path.realpath(os.path.dirname(here)))
 
 
 def _load(path: str):
