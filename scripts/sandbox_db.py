@@ -4,8 +4,11 @@
 Used by `make demo` (the embedded server), by the tests (one server per test session or per test) and by the
 molecule scenarios. Nothing here touches a system-wide MariaDB: every file lives under the base directory given.
 
+Replicas: `Sandbox(base, server_id=2).start(extra_args=["--read-only=ON"])` then `replica.replicate_from(primary)`
+(a replication account on the primary, CHANGE MASTER TO with GTIDs, START SLAVE; `delay=N` for MASTER_DELAY).
+
 CLI:
-    sandbox_db.py start BASE [--port N] [--admin-password-file F]   # prints JSON with socket, port, pid
+    sandbox_db.py start BASE [--port N] [--server-id N] [--replica-of PRIMARY_BASE]   # prints JSON
     sandbox_db.py stop BASE
     sandbox_db.py status BASE
 """
@@ -48,7 +51,7 @@ def free_port() -> int:
 class Sandbox:
     """One throwaway server under `base`: base/data, base/mysqld.sock, base/mysqld.pid, base/mysqld.log."""
 
-    def __init__(self, base, port=None, bind_address="127.0.0.1"):
+    def __init__(self, base, port=None, bind_address="127.0.0.1", server_id=None):
         self.base = Path(base).resolve()
         self.datadir = self.base / "data"
         self.socket = str(self.base / "mysqld.sock")
@@ -59,6 +62,9 @@ class Sandbox:
         if port is None and self.state.exists():
             port = json.loads(self.state.read_text()).get("port")
         self.port = port or free_port()
+        if server_id is None and self.state.exists():
+            server_id = json.loads(self.state.read_text()).get("server_id")
+        self.server_id = int(server_id or 1)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def pid(self):
@@ -117,7 +123,10 @@ class Sandbox:
             "--collation-server=utf8mb4_unicode_ci",
             "--skip-name-resolve",
             "--log-bin=%s" % (self.datadir / "binlog"),
-            "--server-id=1",
+            "--server-id=%d" % self.server_id,
+            # A replica names itself in the primary's SHOW SLAVE HOSTS.
+            "--report-host=%s" % self.bind_address,
+            "--report-port=%d" % self.port,
             "--innodb-buffer-pool-size=128M",
             "--innodb-log-file-size=96M",
             "--max-allowed-packet=64M",
@@ -157,7 +166,7 @@ class Sandbox:
     # -- access ----------------------------------------------------------------------------------------------
     def describe(self) -> dict:
         return {"base": str(self.base), "socket": self.socket, "port": self.port, "host": self.bind_address,
-                "pid": self.pid()}
+                "pid": self.pid(), "server_id": self.server_id}
 
     def root(self, database=None, autocommit=True):
         """A PyMySQL connection as root over the socket (root has no password in a sandbox)."""
@@ -191,6 +200,29 @@ class Sandbox:
             stmts.append("GRANT %s TO %s@%s%s" % (privileges, _lit(user), _lit(host),
                                                   " WITH GRANT OPTION" if grant_option else ""))
         self.sql(stmts)
+
+
+    # -- replication ---------------------------------------------------------------------------------------------
+    def replicate_from(self, primary, user="sandbox_repl", password="sandbox-repl-pw", delay=0):
+        """Make this server a replica of `primary` (GTID, from the primary's first binary log event): a
+        replication account on the primary, CHANGE MASTER TO, START SLAVE. `delay` sets MASTER_DELAY."""
+        primary.sql(["CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s" % (_lit(user), _lit(password)),
+                     "GRANT REPLICATION SLAVE ON *.* TO %s@'%%'" % _lit(user)])
+        self.sql(["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL gtid_slave_pos = ''",
+                  "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, "
+                  "MASTER_USE_GTID=slave_pos, MASTER_DELAY=%d, MASTER_CONNECT_RETRY=1" % (
+                      _lit(primary.bind_address), primary.port, _lit(user), _lit(password), int(delay)),
+                  "START SLAVE"])
+        return self
+
+    def wait_caught_up(self, primary, timeout=30.0):
+        """Wait until this replica has applied everything the primary has written (its GTID position)."""
+        target = primary.sql("SELECT @@gtid_binlog_pos")[0][0]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.sql("SELECT MASTER_GTID_WAIT(%s, 0.5)" % _lit(target))[0][0] == 0:
+                return
+        raise RuntimeError("replica %s did not reach GTID %s within %ss" % (self.base, target, timeout))
 
 
 def _cmdline_has(pid: int, needle: str) -> bool:
@@ -234,10 +266,14 @@ def main(argv=None) -> int:
     parser.add_argument("action", choices=("start", "stop", "status", "destroy"))
     parser.add_argument("base")
     parser.add_argument("--port", type=int)
+    parser.add_argument("--server-id", type=int)
+    parser.add_argument("--replica-of", metavar="PRIMARY_BASE", help="start as a read-only replica of that sandbox")
     args = parser.parse_args(argv)
-    box = Sandbox(args.base, port=args.port)
+    box = Sandbox(args.base, port=args.port, server_id=args.server_id or (2 if args.replica_of else None))
     if args.action == "start":
-        box.start()
+        box.start(extra_args=["--read-only=ON"] if args.replica_of else ())
+        if args.replica_of:
+            box.replicate_from(Sandbox(args.replica_of))
         print(json.dumps(box.describe()))
     elif args.action == "stop":
         box.stop()
