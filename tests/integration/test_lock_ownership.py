@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,18 +49,35 @@ def release(mariadb, dbname):
                          release_git_repo="", lock_schema=lock_schema, backup_restore_test=False,
                          maintenance_enabled=True, maintenance_flag_path=str(flag))
     inventory = write_inventory(base / "inventory.yml", {"db1": hv})
-    yield {"base": base, "inventory": inventory, "flag": flag, "record_dir": base / "artifacts" / VERSION,
-           "lock_schema": lock_schema, "box": mariadb}
+    state = {"base": base, "inventory": inventory, "flag": flag, "record_dir": base / "artifacts" / VERSION,
+             "lock_schema": lock_schema, "box": mariadb}
+    yield state
+    if state.get("first") is not None and state["first"].poll() is None:  # a failed test: stop its run
+        state["first"].kill()
+        state["first"].wait()
     mariadb.sql("DROP DATABASE IF EXISTS `%s`" % lock_schema)
     shutil.rmtree(base, ignore_errors=True)
 
 
 def start(inventory, playbook="release.yml"):
+    """Starts ansible-playbook; its output goes to a file (a pipe nobody reads while the test waits could fill and
+    stall the run). `output(proc)` waits for the end and returns it."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                PATH=str(VENV_BIN) + os.pathsep + os.environ.get("PATH", ""))
-    return subprocess.Popen([str(VENV_BIN / "ansible-playbook"), playbook, "-i", str(inventory),
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen([str(VENV_BIN / "ansible-playbook"), playbook, "-i", str(inventory),
                              "-e", json.dumps({"release_version": VERSION})],
-                            cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            cwd=ROOT, env=env, text=True, stdout=log, stderr=subprocess.STDOUT)
+    proc.log = log
+    return proc
+
+
+def output(proc, timeout=300):
+    proc.wait(timeout=timeout)
+    proc.log.seek(0)
+    text = proc.log.read()
+    proc.log.close()
+    return text
 
 
 def phase_status(record_dir, name):
@@ -88,9 +106,11 @@ def test_a_second_run_refused_at_the_lock_changes_nothing_and_the_first_complete
 
 def check_the_second_run_changes_nothing(release):
     release["first"] = first = start(release["inventory"])
-    deadline = time.monotonic() + 240
+    # Waits for an event (the record says the schema phase runs), not for a time: the deadline only bounds a broken
+    # run on a loaded machine.
+    deadline = time.monotonic() + 600
     while phase_status(release["record_dir"], "schema") != "running":
-        assert first.poll() is None, first.stdout.read()
+        assert first.poll() is None, output(first)[-4000:]
         assert time.monotonic() < deadline, "the first run never reached its schema phase"
         time.sleep(0.2)
     # The first run holds the lock, in the middle of its schema change, with the application in maintenance.
@@ -99,7 +119,7 @@ def check_the_second_run_changes_nothing(release):
     holder = lock_row(release["box"], release["lock_schema"])
 
     second = start(release["inventory"])
-    out = second.communicate(timeout=300)[0]
+    out = output(second)
     assert phase_status(release["record_dir"], "schema") == "running", "the first run is not mid-schema any more"
     assert second.returncode != 0, out
     assert recap(out)["db1"]["failed"] == 1
@@ -116,7 +136,7 @@ def check_the_second_run_changes_nothing(release):
 
 def assert_the_first_run_completes(release):
     first = release["first"]
-    out_first = first.communicate(timeout=300)[0]
+    out_first = output(first)
     assert first.returncode == 0, out_first[-4000:]
     record = json.loads((release["record_dir"] / "release.json").read_text())
     assert {name: p["status"] for name, p in record["phases"].items() if p["status"] != "ok"} == {
@@ -134,7 +154,10 @@ def test_preflight_run_alone_releases_the_lock_it_took(release):
     lock = json.loads((release["record_dir"] / "release.json").read_text())["phases"]["lock"]
     assert lock["status"] == "ok" and lock["released"] is True and lock["token"]
     # So a release right after it is not refused.
-    assert start(release["inventory"], "playbooks/preflight.yml").wait(timeout=300) == 0
+    again = start(release["inventory"], "playbooks/preflight.yml")
+    out = output(again)
+    assert again.returncode == 0, out[-4000:]
+    assert lock_row(release["box"], release["lock_schema"]) is None
 
 
 REFRESH_PLAYBOOK = """
