@@ -134,7 +134,7 @@ from ansible.module_utils.dbrelease.db import (  # noqa: I001 (module_utils impo
     require_pymysql,
     scrub,
 )
-from ansible.module_utils.dbrelease.files import write_atomic
+from ansible.module_utils.dbrelease.files import make_private_dirs, write_atomic
 
 CHUNK = 1 << 20
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -255,7 +255,7 @@ def safety_dump(params, database, directory, label):
         raise RestoreError("the safety dump needs a gzip compressor: %s" % exc) from None
     if not dump:
         raise RestoreError("mariadb-dump (or mysqldump) is needed for the safety dump")
-    os.makedirs(directory, mode=0o750, exist_ok=True)
+    make_private_dirs(directory)
     name = codec.backup_file_name(database, "before-rollback_%s" % (codec.safe_label(label) or "rollback"), "gzip",
                                   utc_stamp())
     final = os.path.join(directory, name)

@@ -57,6 +57,7 @@ class Sandbox:
         self.socket = str(self.base / "mysqld.sock")
         self.pidfile = self.base / "mysqld.pid"
         self.log = self.base / "mysqld.log"
+        self.tmpdir = self.base / "tmp"
         self.state = self.base / "sandbox.json"
         self.bind_address = bind_address
         if port is None and self.state.exists():
@@ -108,6 +109,7 @@ class Sandbox:
         if self.running():
             return self
         self.base.mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(exist_ok=True)
         self.initialise()
         cmd = [
             _which(MARIADBD_CANDIDATES),
@@ -130,6 +132,9 @@ class Sandbox:
             "--innodb-buffer-pool-size=128M",
             "--innodb-log-file-size=96M",
             "--max-allowed-packet=64M",
+            # A temporary directory of its own: internal temporary tables in a /tmp shared with other servers and
+            # test runs vanished under load ("Error on delete of '/tmp/#sql-temptable-...'", errno 2).
+            "--tmpdir=%s" % self.tmpdir,
             *extra_args,
         ]
         with open(os.devnull, "rb") as devnull, open(self.log, "ab") as log:
