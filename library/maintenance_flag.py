@@ -9,7 +9,7 @@ module: maintenance_flag
 short_description: Put the maintenance flag file an application checks in place, or remove it
 description:
   - With I(state=present), writes I(content) to I(path) with I(mode), atomically (a temporary file in the same
-    directory, renamed over I(path)): the application sees no flag or the whole flag, never a half-written one.
+    directory, renamed over I(path)), so the application sees no flag or the whole flag, never a half-written one.
     Nothing changes when the file already holds I(content) with I(mode).
   - With I(state=absent), removes I(path); nothing changes when it does not exist.
   - The directory of I(path) must exist (the application owns it); the module never creates it.
