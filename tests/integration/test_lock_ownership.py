@@ -73,7 +73,14 @@ def start(inventory, playbook="release.yml"):
 
 
 def output(proc, timeout=300):
-    proc.wait(timeout=timeout)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        proc.log.seek(0)
+        raise AssertionError("ansible-playbook did not end within %d s; its output:\n%s"
+                             % (timeout, proc.log.read()[-6000:])) from None
     proc.log.seek(0)
     text = proc.log.read()
     proc.log.close()
