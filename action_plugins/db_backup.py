@@ -15,8 +15,8 @@ import os
 import signal
 
 import ansible.module_utils
-from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
+from ansible_collections.dbrelease.core.plugins.plugin_utils.direct import DirectModuleAction
 
 # The project's module_utils (ansible.cfg: module_utils = ./module_utils), importable here as on a target host.
 _MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
@@ -44,18 +44,20 @@ def _interrupt(signum, frame):
 _INTERRUPTED: list[int] = []
 
 
-class ActionModule(ActionBase):
+class ActionModule(DirectModuleAction):
     _requires_connection = True
 
     def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
+        result = super(DirectModuleAction, self).run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
         module = self._task.action
         host = (task_vars or {}).get("inventory_hostname", "?")
         if args.get("mode", "run") != "run" or self._task.check_mode:
-            result.update(self._execute_module(module_name=module, module_args=args, task_vars=task_vars))
+            result.update(self.run_module(module_args=args, task_vars=task_vars))
             return result
+        # The start forks the detached job: from a module process of its own, never from this worker (whose open
+        # pipes the job would inherit). The status and cancel calls may run directly (plugin_utils/direct.py).
         started = self._execute_module(module_name=module, module_args=dict(args, mode="start"),
                                        task_vars=task_vars)
         if started.get("failed") or started.get("finished", True):
@@ -68,7 +70,7 @@ class ActionModule(ActionBase):
         previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             while True:
-                status = self._execute_module(module_name=module, module_args=job, task_vars=task_vars)
+                status = self.run_module(module_args=job, task_vars=task_vars)
                 if status.get("failed"):  # the status call itself failed (host unreachable, job dir gone)
                     result.update(status)
                     return result
@@ -86,8 +88,7 @@ class ActionModule(ActionBase):
             for sig in previous:
                 signal.signal(sig, signal.SIG_IGN)  # let the cancel call finish
             display.warning("[%s] backup interrupted on the controller: cancelling the job on the host" % host)
-            self._execute_module(module_name=module, module_args={"mode": "cancel", "job_dir": job["job_dir"]},
-                                 task_vars=task_vars)
+            self.run_module(module_args={"mode": "cancel", "job_dir": job["job_dir"]}, task_vars=task_vars)
             raise
         finally:
             for sig, handler in previous.items():

@@ -3,6 +3,7 @@
 The holder must describe the controller, not the database host the module runs on, so it is filled in here, in
 Ansible's worker process: the controller's host name, the user, the pid of ansible-playbook (this worker's
 parent), the AWX job id and the inventory host. Keys the task gives itself win. No lookup and no shell is run.
+The module itself runs directly in the worker when the task runs on the controller (plugin_utils/direct.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import getpass
 import os
 import socket
 
-from ansible.plugins.action import ActionBase
+from ansible_collections.dbrelease.core.plugins.plugin_utils.direct import DirectModuleAction
 
 
 def controller_holder(task_vars: dict) -> dict:
@@ -29,12 +30,12 @@ def controller_holder(task_vars: dict) -> dict:
     }
 
 
-class ActionModule(ActionBase):
+class ActionModule(DirectModuleAction):
     def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
+        result = super(DirectModuleAction, self).run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
         if args.get("state", "present") == "present":
             args["holder"] = dict(controller_holder(task_vars or {}), **(args.get("holder") or {}))
-        result.update(self._execute_module(module_name=self._task.action, module_args=args, task_vars=task_vars))
+        result.update(self.run_module(module_args=args, task_vars=task_vars))
         return result

@@ -14,6 +14,10 @@ description:
     never every host but the failed ones).
 positional: which
 options:
+  groups:
+    description: The inventory's groups (C(groups)); when C(dbrelease_failed) is not among them no host failed, and
+      the pattern leaves it out (Ansible warns about a pattern naming a group that does not exist).
+    type: dict
   _input:
     description: A host pattern (string, possibly C(a:b)) or a list of host names or patterns.
     type: raw
@@ -27,7 +31,7 @@ options:
 
 EXAMPLES = r"""
 - name: "Backup: consistent dump, compressed, checksummed, copied off the host"
-  hosts: "{{ release_hosts | default('databases') | release_phase_hosts }}"
+  hosts: "{{ release_hosts | default('databases') | release_phase_hosts(groups=groups) }}"
   roles:
     - role: backup
 """
@@ -44,7 +48,7 @@ from ansible.errors import AnsibleFilterError
 FAILED_GROUP = "dbrelease_failed"
 
 
-def release_phase_hosts(hosts, which="ok"):
+def release_phase_hosts(hosts, which="ok", groups=None):
     if which not in ("ok", "failed", "all"):
         raise AnsibleFilterError("release_phase_hosts: which must be ok, failed or all, got %r" % (which,))
     if isinstance(hosts, str):
@@ -54,8 +58,11 @@ def release_phase_hosts(hosts, which="ok"):
     else:
         raise AnsibleFilterError("release_phase_hosts expects a host pattern or a list of hosts, got %s"
                                  % type(hosts).__name__)
-    if not patterns or which == "all":
+    failed_exists = groups is None or FAILED_GROUP in groups
+    if not patterns or which == "all" or (which == "ok" and not failed_exists):
         return patterns
+    if not failed_exists:
+        return []
     return patterns + [("!" if which == "ok" else "&") + FAILED_GROUP]
 
 

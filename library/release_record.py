@@ -70,6 +70,12 @@ options:
         description: Replace an existing file whose content differs; C(false) keeps it.
         type: bool
         default: true
+  publish:
+    description:
+      - With I(state=artifacts), data to publish as the run's custom stats, as C(ansible.builtin.set_stats) with
+        C(per_host=false) and C(aggregate=true) would (AWX shows them as the job's artifacts). Not in check mode.
+    type: dict
+    default: {}
   state:
     description: C(present) writes the record, C(read) only reads it, C(artifacts) writes I(files).
     type: str
@@ -124,6 +130,10 @@ written:
   description: Names of the files written (or, in check mode, that would be).
   returned: with I(state=artifacts)
   type: list
+ansible_stats:
+  description: The I(publish) data as custom stats (Ansible's strategy reads this key of any task result).
+  returned: with I(state=artifacts) and a non-empty I(publish), outside check mode
+  type: dict
 """
 
 import os
@@ -148,6 +158,7 @@ ARGUMENT_SPEC = dict(
         content=dict(type="str", required=True),
         force=dict(type="bool", default=True),
     )),
+    publish=dict(type="dict", default={}),
     state=dict(type="str", choices=["present", "read", "artifacts"], default="present"),
 )
 REQUIRED_IF = [("state", "present", ("status", "phase"), True)]
@@ -168,7 +179,10 @@ def update(p, check_mode):
 
     if p["state"] == "artifacts":
         written = write_artifacts(p["path"], p["files"] or [], check_mode)
-        return {"changed": bool(written), "written": written, "path": p["path"]}
+        result = {"changed": bool(written), "written": written, "path": p["path"]}
+        if p.get("publish") and not check_mode:
+            result["ansible_stats"] = {"data": p["publish"], "per_host": False, "aggregate": True}
+        return result
 
     if p["status"] and not p["phase"]:
         raise ValueError("release_record: 'phase' is required with 'status'")

@@ -10,6 +10,7 @@ per database and measure neither Ansible's parallelism nor the database); every 
     .venv/bin/python scripts/bench_fleet.py                      # release.yml, N = 1, 4, 8
     .venv/bin/python scripts/bench_fleet.py --fleet              # also fleet.yml for the largest N
     .venv/bin/python scripts/bench_fleet.py --sizes 1,8 --strategy free --json out.json
+    .venv/bin/python scripts/bench_fleet.py --strategy mitogen_linear --no-docs   # Mitogen for Ansible, to compare
 
 Prints one line per run (wall time, ratio to N=1, controller CPU, phases that did not end `ok`), the target
 (N=8 in at most 2.5x the time of N=1) and the floor that CPU puts under the wall time (CPU seconds / cores), and
@@ -35,6 +36,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from bench_release import strategy_env  # noqa: E402
 from benchmarks_doc import measured_on, write_section  # noqa: E402
 from sandbox_db import Sandbox  # noqa: E402
 
@@ -96,8 +98,7 @@ def run_once(base, boxes, password, playbook, strategy, version, fleet_batch_siz
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_FORKS=str(max(len(boxes), 10)),
                PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
-    if strategy:
-        env["ANSIBLE_STRATEGY"] = strategy
+    env.update(strategy_env(strategy))  # Mitogen's strategies too (--strategy mitogen_linear)
     # The local connection reads `pipelining` from [defaults]/[connection] or ANSIBLE_PIPELINING, not from the
     # [ssh_connection] section of ansible.cfg: without it every task spawns shells to make, fill, chmod and remove
     # a temporary directory.

@@ -9,6 +9,13 @@ npm, verify with the smoke endpoints, tag pushed to a bare remote, maintenance o
     .venv/bin/python scripts/bench_release.py                   # 5 runs, medians; updates docs/benchmarks.md
     .venv/bin/python scripts/bench_release.py --runs 3 --root /tmp/other-checkout --no-docs   # another checkout
     .venv/bin/python scripts/bench_release.py --strategy mitogen_linear   # compare a strategy
+    .venv/bin/python scripts/bench_release.py --runs 3 --before /tmp/old-checkout --also-strategy mitogen_linear
+
+With --before (an older checkout, e.g. `git worktree add /tmp/old <commit>`) and --also-strategy, each round runs
+every variant once, in turn (the old checkout, this one, this one with the other strategy), so that a machine whose
+load changes during the benchmark weighs on all of them alike; the section in docs/benchmarks.md then shows each
+variant's medians and the ratios to the old checkout (issue 12's target: at most half the CPU-seconds and half the
+tasks). Mitogen's strategies (`mitogen_*`) are found in the installed `ansible_mitogen` package.
 
 CPU-seconds are user+sys of the ansible-playbook process tree (its workers, module processes and the clients
 they run, everything it waits for), read with getrusage(RUSAGE_CHILDREN) around the run: wall time on a shared
@@ -63,6 +70,21 @@ def reset(demo, root: Path, base: Path):
     demo.prepare_repo(base)
 
 
+def strategy_env(strategy: str) -> dict:
+    """The environment that selects an Ansible strategy: ANSIBLE_STRATEGY, and for Mitogen's strategies the
+    directory of the installed ansible_mitogen package that holds them. {} for Ansible's default (linear)."""
+    if not strategy or strategy == "linear":
+        return {}
+    env = {"ANSIBLE_STRATEGY": strategy}
+    if strategy.startswith("mitogen"):
+        spec = importlib.util.find_spec("ansible_mitogen")
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit("strategy %s: the mitogen package is not installed in this venv" % strategy)
+        env["ANSIBLE_STRATEGY_PLUGINS"] = os.path.join(list(spec.submodule_search_locations)[0], "plugins",
+                                                       "strategy")
+    return env
+
+
 def run_once(demo, root: Path, secrets_path: Path, app_port, strategy: str, extra_env: dict) -> dict:
     version = demo.VERSION
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "release.yml", "-i", "inventories/local",
@@ -71,8 +93,7 @@ def run_once(demo, root: Path, secrets_path: Path, app_port, strategy: str, extr
         cmd += ["-e", "demo_app_port=%d" % app_port]
     env = dict(os.environ, ANSIBLE_CONFIG=str(root / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    if strategy:
-        env["ANSIBLE_STRATEGY"] = strategy
+    env.update(strategy_env(strategy))
     env.update(extra_env)
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -91,63 +112,116 @@ def run_once(demo, root: Path, secrets_path: Path, app_port, strategy: str, extr
             "recap": recap, "not_ok": not_ok, "output": proc.stdout[-4000:] + proc.stderr[-4000:]}
 
 
+SUMMARY_KEYS = ("cpu_seconds", "user", "sys", "wall_seconds", "tasks_executed", "tasks_skipped", "load_before")
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Pure: the medians of the runs."""
+    return {k: statistics.median(r[k] for r in runs) for k in SUMMARY_KEYS}
+
+
+def section_lines(variants: list[dict]) -> list[str]:
+    """Pure: the table of docs/benchmarks.md's release section, one row per variant, with the ratios to the first
+    variant when it is the older checkout (`before`), then the verdict on issue 12's targets."""
+    before = next((v for v in variants if v["label"].startswith("before")), None)
+    lines = ["| variant | runs | controller CPU (median) | user | sys | tasks executed | tasks skipped | wall |"
+             " CPU vs before | tasks vs before |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    def ratio(v, key):
+        if not before or v is before or not before["median"][key]:
+            return "-"
+        return "%.2fx" % (v["median"][key] / before["median"][key])
+
+    for v in variants:
+        m = v["median"]
+        lines.append("| %s | %d | %.2f s | %.2f s | %.2f s | %d | %d | %.1f s | %s | %s |" % (
+            v["label"], len(v["runs"]), m["cpu_seconds"], m["user"], m["sys"], m["tasks_executed"],
+            m["tasks_skipped"], m["wall_seconds"], ratio(v, "cpu_seconds"), ratio(v, "tasks_executed")))
+    now = next((v for v in variants if v["label"] == "this checkout"), None)
+    if before and now:
+        cpu = now["median"]["cpu_seconds"] / before["median"]["cpu_seconds"]
+        tasks = now["median"]["tasks_executed"] / before["median"]["tasks_executed"]
+        lines += ["", "Targets (issue 12): controller CPU at most half of before: **%s** (%.2fx); tasks executed at"
+                  " most half: **%s** (%.2fx)." % ("met" if cpu <= 0.5 else "MISSED", cpu,
+                                                  "met" if tasks <= 0.5 else "MISSED", tasks)]
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=HERE, help="checkout to measure (default: this one)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--strategy", default="", help="Ansible strategy (default linear)")
+    parser.add_argument("--before", type=Path, help="an older checkout, measured in the same rounds, to compare")
+    parser.add_argument("--also-strategy", action="append", default=[],
+                        help="also measure the checkout with this strategy in the same rounds (e.g. mitogen_linear)")
     parser.add_argument("--env", action="append", default=[], help="extra NAME=VALUE for ansible-playbook")
     parser.add_argument("--json", help="also write the runs to this file")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     parser.add_argument("--stop", action="store_true", help="stop the demo server and backend afterwards")
     args = parser.parse_args(argv)
     root = args.root.resolve()
-    demo = load_demo(root)
-    base = root / ".demo"
     extra_env = dict(item.split("=", 1) for item in args.env)
-    secrets_path = demo.setup(base)
-    app_port = demo.start_app(base)
-    runs = []
+    # (label, checkout, strategy); each checkout runs its own demo (server, backend, data) under its .demo/.
+    variants = ([{"label": "before (%s)" % args.before, "root": args.before.resolve(), "strategy": ""}]
+                if args.before else [])
+    variants.append({"label": "this checkout" if not args.strategy else "this checkout, %s" % args.strategy,
+                     "root": root, "strategy": args.strategy})
+    variants += [{"label": "this checkout, %s" % name, "root": root, "strategy": name} for name in args.also_strategy]
+    demos = {}
+    for v in variants:
+        if v["root"] not in demos:
+            demo = load_demo(v["root"])
+            base = v["root"] / ".demo"
+            demos[v["root"]] = (demo, base, demo.setup(base), demo.start_app(base))
+        v["runs"] = []
     try:
         for i in range(args.runs):
-            reset(demo, root, base)
-            result = run_once(demo, root, secrets_path, app_port, args.strategy, extra_env)
-            runs.append(result)
-            print("run %d: CPU %.2f s (user %.2f, sys %.2f), wall %.1f s, tasks %d executed + %d skipped, load %.2f,"
-                  " rc=%d%s" % (i + 1, result["cpu_seconds"], result["user"], result["sys"], result["wall_seconds"],
-                                result["tasks_executed"], result["tasks_skipped"], result["load_before"],
-                                result["returncode"], "; not ok: %s" % result["not_ok"] if result["not_ok"] else ""),
-                  flush=True)
-            if result["returncode"] != 0:
-                print(result["output"])
+            for v in variants:
+                demo, base, secrets_path, app_port = demos[v["root"]]
+                reset(demo, v["root"], base)
+                result = run_once(demo, v["root"], secrets_path, app_port, v["strategy"], extra_env)
+                v["runs"].append(result)
+                print("run %d, %s: CPU %.2f s (user %.2f, sys %.2f), wall %.1f s, tasks %d executed + %d skipped,"
+                      " load %.2f, rc=%d%s" % (
+                          i + 1, v["label"], result["cpu_seconds"], result["user"], result["sys"],
+                          result["wall_seconds"], result["tasks_executed"], result["tasks_skipped"],
+                          result["load_before"], result["returncode"],
+                          "; not ok: %s" % result["not_ok"] if result["not_ok"] else ""), flush=True)
+                if result["returncode"] != 0:
+                    print(result["output"])
     finally:
         if args.stop:
-            demo.stop_app(base)
-            demo.Sandbox(base / "mariadb").stop()
-    summary = {k: statistics.median(r[k] for r in runs) for k in
-               ("cpu_seconds", "user", "sys", "wall_seconds", "tasks_executed", "tasks_skipped", "load_before")}
-    print("median of %d: CPU %.2f s, wall %.1f s, tasks %d executed + %d skipped, load %.2f" % (
-        len(runs), summary["cpu_seconds"], summary["wall_seconds"], summary["tasks_executed"],
-        summary["tasks_skipped"], summary["load_before"]))
+            for demo, base, _secrets, _port in demos.values():
+                demo.stop_app(base)
+                demo.Sandbox(base / "mariadb").stop()
+    for v in variants:
+        v["median"] = summarise(v["runs"])
+        print("median of %d, %s: CPU %.2f s, wall %.1f s, tasks %d executed + %d skipped, load %.2f" % (
+            len(v["runs"]), v["label"], v["median"]["cpu_seconds"], v["median"]["wall_seconds"],
+            v["median"]["tasks_executed"], v["median"]["tasks_skipped"], v["median"]["load_before"]))
     if args.json:
-        Path(args.json).write_text(json.dumps({"root": str(root), "strategy": args.strategy or "linear",
-                                               "median": summary, "runs": [{k: v for k, v in r.items()
-                                                                            if k != "output"} for r in runs]},
-                                              indent=2) + "\n")
-    ok = all(r["returncode"] == 0 and not r["not_ok"] for r in runs)
+        Path(args.json).write_text(json.dumps([{"label": v["label"], "root": str(v["root"]),
+                                                "strategy": v["strategy"] or "linear", "median": v["median"],
+                                                "runs": [{k: x for k, x in r.items() if k != "output"}
+                                                         for r in v["runs"]]} for v in variants], indent=2) + "\n")
+    ok = all(r["returncode"] == 0 and not r["not_ok"] for v in variants for r in v["runs"])
+    lines = section_lines(variants)
+    print("\n".join(lines))
     if not args.no_docs and root == HERE and not args.strategy and ok:
         sys.path.insert(0, str(HERE / "scripts"))
         from benchmarks_doc import measured_on, write_section
+        loads = [r["load_before"] for v in variants for r in v["runs"]]
+        command = "`.venv/bin/python scripts/bench_release.py --runs %d%s%s`" % (
+            args.runs, " --before <old checkout>" if args.before else "",
+            "".join(" --also-strategy %s" % n for n in args.also_strategy))
         write_section("release", "\n".join([
             "## One release on the controller (`scripts/bench_release.py`)", "",
-            "%s. Command: `.venv/bin/python scripts/bench_release.py --runs %d`: a real first release of the demo"
-            " each time; CPU-seconds are user+sys of the ansible-playbook process tree." % (
-                measured_on(summary["load_before"]), len(runs)), "",
-            "| runs | controller CPU (median) | user | sys | tasks executed | tasks skipped | wall |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-            "| %d | %.2f s | %.2f s | %.2f s | %d | %d | %.1f s |" % (
-                len(runs), summary["cpu_seconds"], summary["user"], summary["sys"], summary["tasks_executed"],
-                summary["tasks_skipped"], summary["wall_seconds"])]))
+            "%s; load average %.1f to %.1f during the runs, the machine is shared, so CPU-seconds are inflated as"
+            " well as wall times. Command: %s: a real first release of the demo each time, the variants taking"
+            " turns in each round; CPU-seconds are user+sys of the ansible-playbook process tree." % (
+                measured_on(variants[0]["runs"][0]["load_before"]), min(loads), max(loads), command), ""]
+            + lines))
     return 0 if ok else 1
 
 

@@ -319,9 +319,11 @@ def test_preflight_records_the_recent_valid_backup(mariadb, app_db, dumped, tmp_
 
 
 @contextlib.contextmanager
-def stalled_dump(box, db, seconds):
+def stalled_dump(box, db, seconds, started_when=None):
     """Hold a write lock on a table for `seconds`: the dump's FLUSH TABLES WITH READ LOCK waits for it, so the
-    dump runs (silently, from the server's side) at least that long."""
+    dump runs (silently, from the server's side) at least that long. With `started_when` (a callable), the seconds
+    count from when it first returns true (the dump has started), not from now: on a loaded machine the playbook
+    may take a while to get there."""
     conn = box.root(db)
     with conn.cursor() as cur:
         cur.execute("LOCK TABLES orders WRITE")
@@ -329,7 +331,15 @@ def stalled_dump(box, db, seconds):
         if conn.open:
             conn.close()
 
-    timer = threading.Timer(seconds, release)
+    def release_later():
+        deadline = time.monotonic() + 300
+        while started_when is not None and not started_when() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(seconds)
+        release()
+
+    timer = threading.Thread(target=release_later, daemon=True)
+    timer.cancel = release  # the context's exit releases the lock whatever the thread is doing
     timer.start()
     try:
         yield
@@ -339,11 +349,19 @@ def stalled_dump(box, db, seconds):
 
 
 def test_long_dump_shows_progress_at_least_every_10_seconds(mariadb, app_db, tmp_path):
-    inventory = backup_inventory(tmp_path, mariadb, app_db, tmp_path / "backups", backup_restore_test=False)
-    with stalled_dump(mariadb, app_db, 16):
-        started = time.monotonic()
+    backups = tmp_path / "backups"
+    inventory = backup_inventory(tmp_path, mariadb, app_db, backups, backup_restore_test=False)
+    dump_started = []
+
+    def dumping():
+        if not dump_started and backups.is_dir() and any(n.endswith(".partial") for n in os.listdir(backups)):
+            dump_started.append(time.monotonic())
+        return bool(dump_started)
+
+    with stalled_dump(mariadb, app_db, 16, started_when=dumping):
         out = run_playbook("playbooks/backup.yml", inventory)
-        took = time.monotonic() - started
+        finished = time.monotonic()
+    took = finished - dump_started[0] if dump_started else 0
     assert recap(out.stdout)["db1"]["failed"] == 0, out.stdout[-3000:]
     lines = [line for line in out.stdout.splitlines() if "] backup of %s dumping:" % app_db in line]
     assert took > 16 and len(lines) >= 2, out.stdout[-3000:]

@@ -1,7 +1,8 @@
 """A run that does not hold the release lock changes nothing that is not its own (issue 13), with real runs.
 
 1. Two concurrent runs of the same release share the artifacts directory. The first holds the lock in the middle
-   of its schema phase (a DDL that sleeps, on the real server); the second is refused at the lock. The second must
+   of its schema phase (a DDL statement that waits for a user lock the test holds, on the real server, until the
+   second run is over); the second is refused at the lock. The second must
    leave the first's release.json byte for byte, write no report, leave the maintenance flag on, and the first must
    complete.
 2. playbooks/preflight.yml run alone takes the lock and releases it at its end.
@@ -13,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from helpers import FINISH, PLAY_HEADER, VENV_BIN, local_host_vars, recap, run_p
 VERSION = "v4.0.0-ownership"
 PRE_RELEASE = ROOT / "examples/app/db/schema_pre_release.sql"
 DDL = ROOT / "examples/app/infra/ddls/create_distributed_tables.sql"
-SLEEP_SECONDS = 12
+HOLD = "dbrelease_test_hold"
 
 
 @pytest.fixture
@@ -32,11 +34,12 @@ def release(mariadb, dbname):
     client = shutil.which("mariadb") or shutil.which("mysql")
     with open(PRE_RELEASE, "rb") as handle:
         subprocess.run([client, "--no-defaults", "-uroot", "-S", mariadb.socket, dbname], stdin=handle, check=True)
-    # The release's DDL, then a statement that keeps the schema phase busy (it runs on the plan copy and again for
-    # real), so that a second run arrives while the first holds the lock in the middle of its schema change.
+    # The release's DDL, then a statement that waits (on the plan copy, and again for real) until the test lets go
+    # of a user lock, so that a second run arrives while the first holds the release lock mid-schema, however long
+    # the second run takes on a loaded machine.
     slow = base / "slow.sql"
-    slow.write_text(DDL.read_text() + "\nCREATE TABLE IF NOT EXISTS release_pause AS SELECT SLEEP(%d) AS slept;\n"
-                    % (SLEEP_SECONDS // 2))
+    slow.write_text(DDL.read_text() + "\nCREATE TABLE IF NOT EXISTS release_pause AS SELECT GET_LOCK('%s', 600) "
+                    "AS got, RELEASE_LOCK('%s') AS released;\n" % (HOLD, HOLD))
     flag = base / "www" / "maintenance.flag"
     flag.parent.mkdir()
     lock_schema = "lk_" + dbname
@@ -46,18 +49,42 @@ def release(mariadb, dbname):
                          release_git_repo="", lock_schema=lock_schema, backup_restore_test=False,
                          maintenance_enabled=True, maintenance_flag_path=str(flag))
     inventory = write_inventory(base / "inventory.yml", {"db1": hv})
-    yield {"base": base, "inventory": inventory, "flag": flag, "record_dir": base / "artifacts" / VERSION,
-           "lock_schema": lock_schema, "box": mariadb}
+    state = {"base": base, "inventory": inventory, "flag": flag, "record_dir": base / "artifacts" / VERSION,
+             "lock_schema": lock_schema, "box": mariadb}
+    yield state
+    if state.get("first") is not None and state["first"].poll() is None:  # a failed test: stop its run
+        state["first"].kill()
+        state["first"].wait()
     mariadb.sql("DROP DATABASE IF EXISTS `%s`" % lock_schema)
     shutil.rmtree(base, ignore_errors=True)
 
 
 def start(inventory, playbook="release.yml"):
+    """Starts ansible-playbook; its output goes to a file (a pipe nobody reads while the test waits could fill and
+    stall the run). `output(proc)` waits for the end and returns it."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                PATH=str(VENV_BIN) + os.pathsep + os.environ.get("PATH", ""))
-    return subprocess.Popen([str(VENV_BIN / "ansible-playbook"), playbook, "-i", str(inventory),
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen([str(VENV_BIN / "ansible-playbook"), playbook, "-i", str(inventory),
                              "-e", json.dumps({"release_version": VERSION})],
-                            cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            cwd=ROOT, env=env, text=True, stdout=log, stderr=subprocess.STDOUT)
+    proc.log = log
+    return proc
+
+
+def output(proc, timeout=300):
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        proc.log.seek(0)
+        raise AssertionError("ansible-playbook did not end within %d s; its output:\n%s"
+                             % (timeout, proc.log.read()[-6000:])) from None
+    proc.log.seek(0)
+    text = proc.log.read()
+    proc.log.close()
+    return text
 
 
 def phase_status(record_dir, name):
@@ -73,10 +100,24 @@ def lock_row(box, schema):
 
 
 def test_a_second_run_refused_at_the_lock_changes_nothing_and_the_first_completes(release):
-    first = start(release["inventory"])
-    deadline = time.monotonic() + 240
+    holder = release["box"].root()
+    with holder.cursor() as cur:
+        cur.execute("SELECT GET_LOCK(%s, 10)", (HOLD,))
+        assert cur.fetchone()[0] == 1
+    try:
+        check_the_second_run_changes_nothing(release)
+    finally:
+        holder.close()  # lets the first run go on
+    assert_the_first_run_completes(release)
+
+
+def check_the_second_run_changes_nothing(release):
+    release["first"] = first = start(release["inventory"])
+    # Waits for an event (the record says the schema phase runs), not for a time: the deadline only bounds a broken
+    # run on a loaded machine.
+    deadline = time.monotonic() + 600
     while phase_status(release["record_dir"], "schema") != "running":
-        assert first.poll() is None, first.stdout.read()
+        assert first.poll() is None, output(first)[-4000:]
         assert time.monotonic() < deadline, "the first run never reached its schema phase"
         time.sleep(0.2)
     # The first run holds the lock, in the middle of its schema change, with the application in maintenance.
@@ -85,8 +126,8 @@ def test_a_second_run_refused_at_the_lock_changes_nothing_and_the_first_complete
     holder = lock_row(release["box"], release["lock_schema"])
 
     second = start(release["inventory"])
-    out = second.communicate(timeout=300)[0]
-    assert phase_status(release["record_dir"], "schema") == "running", "the first run finished too soon to prove it"
+    out = output(second)
+    assert phase_status(release["record_dir"], "schema") == "running", "the first run is not mid-schema any more"
     assert second.returncode != 0, out
     assert recap(out)["db1"]["failed"] == 1
     assert "is held by" in out and "release %s" % VERSION in out
@@ -97,8 +138,12 @@ def test_a_second_run_refused_at_the_lock_changes_nothing_and_the_first_complete
     assert not (release["record_dir"] / "release.check.json").exists()
     assert release["flag"].exists()
     assert lock_row(release["box"], release["lock_schema"]) == holder
+    assert ADMIN_PASSWORD not in out
 
-    out_first = first.communicate(timeout=300)[0]
+
+def assert_the_first_run_completes(release):
+    first = release["first"]
+    out_first = output(first)
     assert first.returncode == 0, out_first[-4000:]
     record = json.loads((release["record_dir"] / "release.json").read_text())
     assert {name: p["status"] for name, p in record["phases"].items() if p["status"] != "ok"} == {
@@ -106,7 +151,7 @@ def test_a_second_run_refused_at_the_lock_changes_nothing_and_the_first_complete
     assert record["phases"]["lock"]["released"] is True and record["phases"]["maintenance"]["state"] == "off"
     assert not release["flag"].exists() and lock_row(release["box"], release["lock_schema"]) is None
     assert (release["record_dir"] / "report.md").read_text().startswith("# Release %s on db1: OK" % VERSION)
-    assert ADMIN_PASSWORD not in out + out_first
+    assert ADMIN_PASSWORD not in out_first
 
 
 def test_preflight_run_alone_releases_the_lock_it_took(release):
@@ -116,7 +161,10 @@ def test_preflight_run_alone_releases_the_lock_it_took(release):
     lock = json.loads((release["record_dir"] / "release.json").read_text())["phases"]["lock"]
     assert lock["status"] == "ok" and lock["released"] is True and lock["token"]
     # So a release right after it is not refused.
-    assert start(release["inventory"], "playbooks/preflight.yml").wait(timeout=300) == 0
+    again = start(release["inventory"], "playbooks/preflight.yml")
+    out = output(again)
+    assert again.returncode == 0, out[-4000:]
+    assert lock_row(release["box"], release["lock_schema"]) is None
 
 
 REFRESH_PLAYBOOK = """

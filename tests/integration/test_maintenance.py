@@ -60,7 +60,7 @@ def release_playbook(tmp_path: Path) -> Path:
     path.write_text(yaml.safe_dump([
         {"name": "Maintenance on", "ansible.builtin.import_playbook": str(ROOT / "playbooks/maintenance_on.yml"),
          "vars": {"release_goes_on": True}},
-        {"name": "A phase", "hosts": "{{ release_hosts | default('databases') | release_phase_hosts }}",
+        {"name": "A phase", "hosts": "{{ release_hosts | default('databases') | release_phase_hosts(groups=groups) }}",
          "gather_facts": False, "tags": ["schema"], "tasks": [{
              "name": "Run the schema phase",
              "block": [{"name": "Start the schema phase", "release_phase": {"phase": "schema"}},

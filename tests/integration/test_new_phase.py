@@ -98,7 +98,7 @@ NOTIFY_TASKS = """---
 
 NOTIFY_PLAYBOOK = """---
 - name: "Notify: tell people the release is out"
-  hosts: "{{ release_hosts | default('databases') | release_phase_hosts }}"
+  hosts: "{{ release_hosts | default('databases') | release_phase_hosts(groups=groups) }}"
   gather_facts: false
   tags: [notify]
   vars_files: [../vars/release.yml]

@@ -44,7 +44,7 @@ def test_release_yml_imports_the_phase_playbooks_in_order_then_finish_and_says_t
 def test_the_phase_play_carries_the_phase_tags_the_connection_and_skips_failed_hosts(phase):
     play = plays_of("playbooks/%s.yml" % phase["playbook"])[0]
     assert play["tags"] == phase["tags"]
-    assert play["hosts"] == "{{ release_hosts | default('databases') | release_phase_hosts }}"
+    assert play["hosts"] == "{{ release_hosts | default('databases') | release_phase_hosts(groups=groups) }}"
     assert play["vars_files"] == ["../vars/release.yml"]
     assert play["module_defaults"] == {"group/dbrelease.core.db": "{{ release_db_login }}"}
     roles = [r["role"] for r in play.get("roles", [])] + [

@@ -254,3 +254,18 @@ def test_files_kept_with_the_phase_are_written_atomically_and_force_false_keeps_
         assert proc.returncode == 0, proc.stdout
     target = tmp_path / "art/v1/schema/pre.json"
     assert target.read_text() == "first" and oct(target.stat().st_mode & 0o777) == "0o640"
+
+
+def test_preflight_refuses_two_databases_writing_one_record_before_it_connects(tmp_path):
+    hosts = {name: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                    "release_db_name": "shop", "release_db_socket": str(tmp_path / "nowhere.sock"),
+                    "release_artifacts_dir": str(tmp_path / "same")} for name in ("db1", "db2")}
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text(json.dumps({"all": {"children": {"databases": {"hosts": hosts}}}}))
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "playbooks/preflight.yml",
+                           "-i", str(inventory), "-e", "release_version=v1", "-e", "lock_enabled=false"], cwd=ROOT,
+                          env=dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1"),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert proc.stdout.count("Several databases would write the same release record") >= 2, proc.stdout[-3000:]
+    assert "nowhere.sock" not in proc.stdout  # stopped before connecting
