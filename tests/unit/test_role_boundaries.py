@@ -39,6 +39,11 @@ def foreign_names(role, text):
     return sorted({m.group(0) for m in re.finditer(r"(?<![\w.])(?:__)?(?:%s)_\w+" % others, code)})
 
 
+# The documented exceptions: inputs of a later phase that preflight checks as the inventory gives them, so that a
+# release that would be refused later is refused before anything changes (roles/preflight/README.md).
+CHECKED_AHEAD = {"preflight": {"backup_vault_hosts", "backup_vault_required", "backup_restore_server"}}
+
+
 def role_files(role):
     base = ROOT / "roles" / role
     return sorted(list(base.glob("tasks/*.yml")) + list(base.glob("vars/*.yml")) + list(base.glob("defaults/*.yml")))
@@ -50,7 +55,7 @@ def test_a_role_reads_no_other_roles_variables(role):
     for path in role_files(role):
         for document in yaml.safe_load_all(path.read_text()):
             for expression in expressions(document):
-                names = foreign_names(role, expression)
+                names = [n for n in foreign_names(role, expression) if n not in CHECKED_AHEAD.get(role, ())]
                 if names:
                     found.setdefault(str(path.relative_to(ROOT)), []).extend(names)
     assert found == {}, found
