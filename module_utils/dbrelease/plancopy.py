@@ -21,6 +21,7 @@ their references to each other, triggers, events (disabled, so none fires from t
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 
@@ -80,6 +81,11 @@ def view_order(creates: dict) -> list:
 _NOLOG_NAME = "dbrelease_session_nolog"
 _NOLOG_PROCEDURE = ("CREATE DEFINER = CURRENT_USER PROCEDURE %s.%s() SQL SECURITY DEFINER "
                     "SET SESSION sql_log_bin = 0")
+
+
+def native_password_hash(password: str) -> str:
+    """mysql_native_password's stored form of `password` ('*' + upper hex of SHA1(SHA1(password)))."""
+    return "*" + hashlib.sha1(hashlib.sha1(password.encode("utf-8")).digest()).hexdigest().upper()  # noqa: S324
 
 
 class PlanCopy:
@@ -209,7 +215,12 @@ class PlanCopy:
         nolog = not log_bin
         try:
             with self.conn.cursor() as cur:
-                cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (self.user, self.host, password))
+                if self.flavor == "mariadb":
+                    # By its hash: the statement reaches the binary log (and replicas, archived binlogs) as written.
+                    cur.execute("CREATE USER %s@%s IDENTIFIED BY PASSWORD %s",
+                                (self.user, self.host, native_password_hash(password)))
+                else:
+                    cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (self.user, self.host, password))
                 self.created_account = True
                 cur.execute("GRANT %s ON %s.* TO %%s@%%s" % (", ".join(PLAN_ACCOUNT), grant_pattern(self.tmp)),
                             (self.user, self.host))

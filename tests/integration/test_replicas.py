@@ -406,3 +406,18 @@ def test_the_lag_gate_between_fleet_batches_passes_a_caught_up_replica_and_stops
         assert stopped["record"]["replicas"]["db2"]["lag_seconds"] is None
     finally:
         replica.sql("START SLAVE SQL_THREAD")
+
+
+def test_the_plan_account_reaches_the_binary_log_without_its_password(pair, shop, tmp_path):
+    # Planned on the primary itself, the copy and its temporary account are binlogged (and replicated): the account
+    # is created by its password's hash, so neither the primary's binary log nor the replica sees the password.
+    primary, _replica = pair
+    with primary.root().cursor() as cur:
+        cur.execute("SHOW MASTER STATUS")
+        log_file, position = cur.fetchone()[:2]
+    result = schema_apply.run(params(primary, shop, tmp_path, "ALTER TABLE entries ADD COLUMN IF NOT EXISTS d INT;\n"),
+                              check_mode=True)
+    assert [(c["object"], c["action"]) for c in result["plan"]] == [("table entries", "alter")]
+    events = primary.sql("SHOW BINLOG EVENTS IN '%s' FROM %d" % (log_file, position))
+    creates = [e[-1] for e in events if "CREATE USER" in e[-1] and "dbrelease_plan_" in e[-1]]
+    assert creates and all("IDENTIFIED BY PASSWORD '*" in text for text in creates), creates
