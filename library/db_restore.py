@@ -398,6 +398,10 @@ def replay_plan(conn, p, server, database, workdir) -> dict:
     for name in wanted:
         archived = os.path.join(archive, name) if archive else ""
         if archived and os.path.isfile(archived):
+            try:
+                binlog.verify_archived(archived)
+            except binlog.BinlogError as exc:
+                raise RestoreError("%s; nothing was changed" % exc) from None
             sources[name] = "archive"
         elif name in on_server:
             sources[name] = "server"
@@ -436,13 +440,8 @@ def fetch_binlogs(p, server, plan) -> list:
     """Local paths of the range's binary logs: the archive's (checksums verified) and the server's (fetched)."""
     paths, fetch = [], []
     for name in plan["files"]:
-        if plan["sources"][name] == "archive":
-            try:
-                binlog.verify_archived(os.path.join(plan["archive"], name))
-            except binlog.BinlogError as exc:
-                raise RestoreError(str(exc)) from None
-        else:
-            fetch.append(name)
+        if plan["sources"][name] == "server":
+            fetch.append(name)  # the archived ones were verified by replay_plan
     fetched = {}
     if fetch:
         closed = {n: plan["sizes"][n] for n in fetch if n != plan["files"][-1]}

@@ -191,6 +191,12 @@ temp_schema:
   description: Name of the temporary schema used for the plan (already dropped).
   returned: when the plan was computed
   type: str
+binlog_before_ddl:
+  description: The binary log position (C(file), C(pos), C(gtid)) just before the first statement was applied, where
+    a point-in-time recovery stops; C({}) when the binary log is off or nothing was to change, C(error) when the
+    account may not read it.
+  returned: when statements were applied
+  type: dict
 server:
   description: Server version and flavor.
   returned: when connected
@@ -204,7 +210,7 @@ import secrets
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dbrelease import ddl_lint, schema
+from ansible.module_utils.dbrelease import binlog, ddl_lint, schema
 from ansible.module_utils.dbrelease.db import (
     DbError,
     connect,
@@ -736,6 +742,8 @@ def run(params, check_mode=False, diff_mode=False):
             result["ok"] = True
             return result
 
+        # Point-in-time recovery replays the binary logs up to here (rollback, release_rollback_mode=pitr: HR).
+        result["binlog_before_ddl"] = binlog.position_for_record(conn, flavor) if changes else {}
         applied, failure = apply_statements(conn, db, statements)
         result["applied"] = applied
         lost = bool(failure and failure.get("connection_lost"))

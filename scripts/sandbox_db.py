@@ -5,7 +5,8 @@ Used by `make demo` (the embedded server), by the tests (one server per test ses
 molecule scenarios. Nothing here touches a system-wide MariaDB: every file lives under the base directory given.
 
 CLI:
-    sandbox_db.py start BASE [--port N] [--admin-password-file F]   # prints JSON with socket, port, pid
+    sandbox_db.py start BASE [--port N] [--no-binlog] [--binlog-format ROW] [--binlog-expire-seconds S]
+                                                                    # prints JSON with socket, port, pid
     sandbox_db.py stop BASE
     sandbox_db.py status BASE
 """
@@ -48,7 +49,10 @@ def free_port() -> int:
 class Sandbox:
     """One throwaway server under `base`: base/data, base/mysqld.sock, base/mysqld.pid, base/mysqld.log."""
 
-    def __init__(self, base, port=None, bind_address="127.0.0.1"):
+    def __init__(self, base, port=None, bind_address="127.0.0.1", log_bin=True, binlog_format=None,
+                 binlog_expire_seconds=None):
+        """`log_bin=False` starts a server that writes no binary log; `binlog_format` (ROW, MIXED, STATEMENT) and
+        `binlog_expire_seconds` set those server options (the server's defaults otherwise: MIXED, never)."""
         self.base = Path(base).resolve()
         self.datadir = self.base / "data"
         self.socket = str(self.base / "mysqld.sock")
@@ -56,6 +60,9 @@ class Sandbox:
         self.log = self.base / "mysqld.log"
         self.state = self.base / "sandbox.json"
         self.bind_address = bind_address
+        self.log_bin = log_bin
+        self.binlog_format = binlog_format
+        self.binlog_expire_seconds = binlog_expire_seconds
         if port is None and self.state.exists():
             port = json.loads(self.state.read_text()).get("port")
         self.port = port or free_port()
@@ -116,8 +123,7 @@ class Sandbox:
             "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_unicode_ci",
             "--skip-name-resolve",
-            "--log-bin=%s" % (self.datadir / "binlog"),
-            "--server-id=1",
+            *self.binlog_options(),
             "--innodb-buffer-pool-size=128M",
             "--innodb-log-file-size=96M",
             "--max-allowed-packet=64M",
@@ -132,6 +138,16 @@ class Sandbox:
                 return self
             time.sleep(0.05)
         raise RuntimeError("MariaDB sandbox did not start within %ss; see %s" % (timeout, self.log))
+
+    def binlog_options(self) -> list:
+        if not self.log_bin:
+            return ["--skip-log-bin"]
+        options = ["--log-bin=%s" % (self.datadir / "binlog"), "--server-id=1"]
+        if self.binlog_format:
+            options.append("--binlog-format=%s" % self.binlog_format)
+        if self.binlog_expire_seconds is not None:
+            options.append("--binlog-expire-logs-seconds=%d" % self.binlog_expire_seconds)
+        return options
 
     def _port_open(self) -> bool:
         with socket.socket() as sock:
@@ -234,8 +250,12 @@ def main(argv=None) -> int:
     parser.add_argument("action", choices=("start", "stop", "status", "destroy"))
     parser.add_argument("base")
     parser.add_argument("--port", type=int)
+    parser.add_argument("--no-binlog", action="store_true", help="start a server that writes no binary log")
+    parser.add_argument("--binlog-format", choices=("ROW", "MIXED", "STATEMENT"))
+    parser.add_argument("--binlog-expire-seconds", type=int)
     args = parser.parse_args(argv)
-    box = Sandbox(args.base, port=args.port)
+    box = Sandbox(args.base, port=args.port, log_bin=not args.no_binlog, binlog_format=args.binlog_format,
+                  binlog_expire_seconds=args.binlog_expire_seconds)
     if args.action == "start":
         box.start()
         print(json.dumps(box.describe()))

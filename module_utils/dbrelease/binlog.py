@@ -132,6 +132,16 @@ def current_position(conn, flavor: str) -> dict | None:
     return out
 
 
+def position_for_record(conn, flavor: str) -> dict:
+    """The current position as the record keeps it: `{file, pos, gtid}`, `{}` when the binary log is off, or
+    `{"error": why}` when the account may not read it (never raises)."""
+    try:
+        return current_position(conn, flavor) or {}
+    except Exception as exc:  # noqa: BLE001 - BINLOG MONITOR / REPLICATION CLIENT missing: recorded, not fatal
+        args = getattr(exc, "args", ())
+        return {"error": "(%s) %s" % (args[0], args[1]) if len(args) > 1 else str(exc)}
+
+
 def binary_logs(conn) -> list:
     """[(file, size)] of SHOW BINARY LOGS, oldest first."""
     with conn.cursor() as cur:
