@@ -29,7 +29,8 @@ CREATE FUNCTION order_count(c INT) RETURNS INT READS SQL DATA
   RETURN (SELECT COUNT(*) FROM orders WHERE customer_id = c);;
 CREATE FUNCTION f_const() RETURNS INT DETERMINISTIC NO SQL RETURN 1;;
 CREATE PROCEDURE touch(IN w VARCHAR(100)) MODIFIES SQL DATA BEGIN INSERT INTO audit (what) VALUES (w); END;;
-CREATE TRIGGER orders_ai AFTER INSERT ON orders FOR EACH ROW INSERT INTO audit (what) VALUES (CONCAT('order ', NEW.id));;
+CREATE TRIGGER orders_ai AFTER INSERT ON orders FOR EACH ROW
+  INSERT INTO audit (what) VALUES (CONCAT('order ', NEW.id));;
 CREATE TRIGGER orders_ai_second AFTER INSERT ON orders FOR EACH ROW FOLLOWS orders_ai
   INSERT INTO audit (what) VALUES ('second');;
 DELIMITER ;
@@ -205,8 +206,8 @@ def test_an_admin_without_set_user_is_refused_with_the_full_list_before_anything
             assert "SELECT on mysql.proc" in missing and "function shop_app.f_const" in missing
         assert schema_state(box, db) == after
         assert schemas(box) >= {db} and not {s for s in schemas(box) if s.startswith(db + "__")}
-    box.sql(["GRANT SET USER ON *.* TO 'app_admin'@'localhost'", "GRANT SELECT ON mysql.proc TO 'app_admin'@'localhost'",
-             "SET GLOBAL log_bin_trust_function_creators = 1"])
+    box.sql(["GRANT SET USER ON *.* TO 'app_admin'@'localhost'",
+             "GRANT SELECT ON mysql.proc TO 'app_admin'@'localhost'", "SET GLOBAL log_bin_trust_function_creators = 1"])
     result = run_module("db_restore", args)
     assert result.get("failed") is not True, result.get("msg")
     assert result["method"] == "swap"

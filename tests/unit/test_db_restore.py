@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from pathlib import Path
 
 import pytest
 from ansible.module_utils.dbrelease import rollback_restore as rr
@@ -12,63 +13,12 @@ from db_restore import RestoreError, parse_checksum_file, verify_checksum
 
 SHA = "a" * 64
 
-# Excerpts of real dumps: mariadb-dump 10.11 (taken from the sandbox) and mysqldump 8.0 (its documented format:
-# quoted trigger names, "Temporary view structure" placeholders).
-MARIADB_DUMP = b"""-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB
--- CHANGE MASTER TO MASTER_LOG_FILE='binlog.000001', MASTER_LOG_POS=5532;
---
--- Table structure for table `p`
---
-CREATE TABLE `p` (
-  `id` int(11) NOT NULL
-) ENGINE=InnoDB;
-INSERT INTO `p` VALUES (1,'-- Table structure for table `not_a_table`'),(2,'x');
-/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER tr BEFORE INSERT ON p FOR EACH ROW SET NEW.v = 1 */;;
-/*!50003 CREATE*/ /*!50017 DEFINER=`app`@`%`*/ /*!50003 TRIGGER IF NOT EXISTS orders_status_default BEFORE INSERT ON p FOR EACH ROW SET NEW.v = 2 */;;
---
--- Temporary table structure for view `vw`
---
---
--- Table structure for table `we``ird`
---
---
--- Dumping events for database 'a'
---
-/*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `ev` ON SCHEDULE EVERY 1 DAY STARTS '2026-12-01 10:52:01' ON COMPLETION NOT PRESERVE ENABLE DO DELETE FROM p WHERE id < 0 */ ;;
-/*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `off` ON SCHEDULE EVERY 1 HOUR STARTS '2026-12-01 10:52:01' ON COMPLETION PRESERVE DISABLE ON SLAVE COMMENT 'x DO y' DO DELETE FROM p */ ;;
---
--- Dumping routines for database 'a'
---
-CREATE DEFINER=`root`@`localhost` FUNCTION `f`() RETURNS int(11)
-    DETERMINISTIC
-RETURN 1 ;;
-CREATE DEFINER=`root`@`localhost` PROCEDURE `do it`(IN x INT)
-BEGIN END ;;
---
--- Final view structure for view `vw`
---
-/*!50001 CREATE ALGORITHM=UNDEFINED */
-/*!50013 DEFINER=`reporting`@`%` SQL SECURITY DEFINER */
-/*!50001 VIEW `vw` AS select `p`.`id` AS `id` from `p` */;
--- Dump completed on 2026-12-01 10:52:01
-"""
-
-MYSQL8_DUMP = b"""-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)
--- Table structure for table `t`
-CREATE TABLE `t` (`id` int NOT NULL, PRIMARY KEY (`id`));
-/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER `trg` BEFORE INSERT ON `t` FOR EACH ROW SET NEW.id = NEW.id */;;
--- Temporary view structure for view `v`
-/*!50001 CREATE VIEW `v` AS SELECT
- 1 AS `id`*/;
-/*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `e` ON SCHEDULE EVERY 1 DAY STARTS '2024-01-01 00:00:00' ON COMPLETION NOT PRESERVE DISABLE DO delete from t */ ;;
-CREATE DEFINER=`admin`@`%` PROCEDURE `p`()
-BEGIN END ;;
--- Final view structure for view `v`
-/*!50001 CREATE ALGORITHM=UNDEFINED */
-/*!50013 DEFINER=`root`@`localhost` SQL SECURITY DEFINER */
-/*!50001 VIEW `v` AS select `t`.`id` AS `id` from `t` */;
--- Dump completed on 2024-01-01 10:00:00
-"""
+# Excerpts of dumps: mariadb-dump 10.11 (taken from the sandbox, with a few objects added by hand: odd names, a
+# DISABLE ON SLAVE event whose comment says DO) and mysqldump 8.0 (written in its documented format: quoted trigger
+# names, "Temporary view structure" placeholders).
+FIXTURES = Path(__file__).parent / "fixtures"
+MARIADB_DUMP = (FIXTURES / "mariadb10.11" / "rollback.dump.sql").read_bytes()
+MYSQL8_DUMP = (FIXTURES / "mysql8" / "rollback.dump.sql").read_bytes()
 
 
 @pytest.mark.parametrize("text, expected", [
