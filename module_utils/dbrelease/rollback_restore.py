@@ -489,14 +489,14 @@ _GENERATED_RE = re.compile(r"\b(VIRTUAL|STORED|PERSISTENT) GENERATED\b", re.IGNO
 
 
 def checksum_sql(schema: str, table: str, columns) -> str:
-    """Row count and an order-independent 128-bit checksum of a table's stored (non-generated) columns: the XOR of
-    each row's MD5 (as pt-table-checksum's BIT_XOR), every value compared as bytes, NULL told apart from ''."""
+    """Row count and an order-independent 64-bit fingerprint of a table's stored (non-generated) columns: the XOR,
+    over the rows, of two CRC32 of each row (as pt-table-checksum's BIT_XOR of CRC32; two over differently joined
+    texts), every value compared as bytes, NULL told apart from ''. CRC32 rather than MD5: a fifth of the time."""
     values = ", ".join("CAST(%s AS BINARY)" % quote_ident(c) for c in columns)
     nulls = "CONCAT(%s)" % ", ".join("ISNULL(%s)" % quote_ident(c) for c in columns)
-    row = "MD5(CONCAT_WS('#', %s, %s))" % (values, nulls)
-    return ("SELECT COUNT(*), COALESCE(LOWER(CONCAT(LPAD(HEX(BIT_XOR(CAST(CONV(LEFT(h, 16), 16, 10) AS UNSIGNED))), "
-            "16, '0'), LPAD(HEX(BIT_XOR(CAST(CONV(RIGHT(h, 16), 16, 10) AS UNSIGNED))), 16, '0'))), '') "
-            "FROM (SELECT %s AS h FROM %s.%s) AS r" % (row, quote_ident(schema), quote_ident(table)))
+    return ("SELECT COUNT(*), COALESCE(LOWER(CONCAT(LPAD(HEX(BIT_XOR(CRC32(CONCAT_WS('#', %s, %s)))), 8, '0'), "
+            "LPAD(HEX(BIT_XOR(CRC32(CONCAT_WS('|', %s, %s, 'x')))), 8, '0'))), '') FROM %s.%s" % (
+                values, nulls, values, nulls, quote_ident(schema), quote_ident(table)))
 
 
 def table_checksums(conn, schema: str, tables) -> dict:
