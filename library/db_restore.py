@@ -191,12 +191,18 @@ safety_dump:
   description: C(path), C(sha256) and C(bytes) of the dump taken before anything changed ({} if none).
   returned: success
   type: dict
+earlier_rollbacks:
+  description: Schemas earlier rollbacks of this database left - C(kept) (databases as they were before them) and
+    C(staging) (copies of rollbacks that did not finish).
+  returned: success
+  type: dict
 plan:
   description: What the module would do (check mode) or did.
   returned: success
   type: str
-warnings:
-  description: Things done with a caveat (an object of the previous database that could not be kept).
+caveats:
+  description: Things done with a caveat (an object of the previous database that could not be kept, the staging
+    schema of a rollback that did not finish).
   returned: success
   type: list
 seconds:
@@ -557,6 +563,11 @@ def restore(module, p):
                       declared={k: len(v) for k, v in dump["declared"].items()}, existed=exists,
                       journal=os.path.join(journal_dir, "%s_rollback_%s_%s.journal.json" % (
                           database, safe_label(p["label"]), when)) if method == "swap" else "")
+        result["earlier_rollbacks"] = rr.earlier_schemas(conn, database)
+        if result["earlier_rollbacks"]["staging"]:
+            result["caveats"].append("a rollback that did not finish left %s (its journal, beside the backup, says how "
+                                     "far it went); this one does not touch it" % ", ".join(
+                                         result["earlier_rollbacks"]["staging"]))
         result["plan"] = plan_text(p, result, plan_replay)
         if plan_replay:
             result["pitr"] = {"from": plan_replay["start"], "to": plan_replay["stop"], "files": plan_replay["files"],
@@ -664,7 +675,8 @@ def swap_in(conn, p, tools, dump, result, plan_replay, server, timer):
         timer.mark("swap")
         problems = backup_compare.compare_objects(reference, backup_compare.snapshot(conn, database))
         if problems:
-            undo = rr.undo_swap(conn, database, staging, kept, done["before"], done["restored"], journal)
+            undo = rr.undo_swap(conn, database, staging, kept, done["before"], done["restored"], journal,
+                                p["lock_wait_timeout"])
             raise RestoreError("after the swap, %s differs from the verified copy (%s); %s" % (
                 database, "; ".join(problems),
                 "the swap was undone: the database is as it was before the rollback" if not undo else

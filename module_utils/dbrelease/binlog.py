@@ -29,6 +29,15 @@ _MARIADB_GTID_LINE_RE = re.compile(rb"^/\*M!100001 SET @@session\.(?:gtid_domain
                                    rb"/\*!\*/;\s*$")
 
 
+_VALUE_MESSAGES = re.compile(r"((?:Duplicate entry|Incorrect [\w ]+ value:?|Data truncated for column [^ ]+ at row"
+                             r"|Out of range value for column)\s*)'(?:[^'\\]|\\.|'')*'")
+
+
+def redact_values(text: str) -> str:
+    """A server error without the row values some messages quote (`Duplicate entry '<value>' for key ...`)."""
+    return _VALUE_MESSAGES.sub(lambda m: m.group(1) + "'<value>'", text or "")
+
+
 class BinlogError(Exception):
     """A binary-log failure whose message is safe to show (files, positions, never a password or row data)."""
 
@@ -564,8 +573,8 @@ def replay(params, flavor: str, paths, database: str, target: str, start: dict, 
                                             dec_err.read().decode("utf-8", "replace").strip()[-500:]))
     if cli_rc != 0:
         cli_err.seek(0)
-        errors.append("the client exited %d: %s" % (cli_rc, scrub(
-            cli_err.read().decode("utf-8", "replace").strip()[-500:], params)))
+        errors.append("the client exited %d: %s" % (cli_rc, redact_values(scrub(
+            cli_err.read().decode("utf-8", "replace").strip()[-500:], params))))
     dec_err.close()
     cli_err.close()
     if errors:

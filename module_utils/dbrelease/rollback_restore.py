@@ -40,6 +40,7 @@ from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease import backup_compare as compare
 from ansible.module_utils.dbrelease import grants as grants_parser
 from ansible.module_utils.dbrelease.backup_restore import EventDisabler
+from ansible.module_utils.dbrelease.binlog import redact_values
 from ansible.module_utils.dbrelease.db import client_option_file, quote_ident, scrub
 
 CHUNK = 1 << 20
@@ -71,6 +72,18 @@ def staging_name(database: str, token: str | None = None) -> str:
 def kept_name(database: str, stamp: str) -> str:
     """`<db>__before_rollback_<stamp>`: where the database as it was before the rollback is kept."""
     return _limit(database, KEPT_INFIX + stamp)
+
+
+def earlier_schemas(conn, database: str) -> dict:
+    """Schemas that earlier rollbacks of `database` left: `kept` (the databases as they were before them, kept on
+    purpose) and `staging` (copies of a rollback that did not finish)."""
+    staging_prefix = staging_name(database, "x" * 8)[:-8]
+    kept_prefix = kept_name(database, "x" * 16)[:-16]
+    with conn.cursor() as cur:
+        cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY 1")
+        names = [row[0] for row in cur.fetchall()]
+    return {"kept": [n for n in names if n.startswith(kept_prefix) and n != database],
+            "staging": [n for n in names if n.startswith(staging_prefix) and n != database]}
 
 
 # -- what the dump declares ----------------------------------------------------------------------------------------
@@ -591,8 +604,8 @@ def load(params, tools: dict, path: str, target: str, disable_events: bool) -> d
                                                           .strip()[-500:]))
     if cli_rc != 0:
         cli_err.seek(0)
-        errors.append("the client exited %d: %s" % (cli_rc, scrub(cli_err.read().decode("utf-8", "replace")
-                                                                  .strip()[-800:], params)))
+        errors.append("the client exited %d: %s" % (cli_rc, redact_values(scrub(
+            cli_err.read().decode("utf-8", "replace").strip()[-800:], params))))
     dec_err.close()
     cli_err.close()
     if errors:
@@ -682,7 +695,7 @@ def swap(conn, database: str, staging: str, kept: str, charset: str, collation: 
             created = create_objects(conn, database, restored, event_states)
             journal.step("created objects", created=created)
         except Exception as exc:
-            undo = _undo(conn, database, staging, kept, before, restored, renamed)
+            undo = _undo(conn, database, staging, kept, before, restored, renamed, lock_wait_timeout)
             journal.step("undone", error=str(exc), undo_problems=undo)
             reason = exc if isinstance(exc, RestoreError) else RestoreError(server_error(exc))
             if undo:
@@ -716,9 +729,9 @@ def finish_swap(conn, database: str, staging: str, kept: str, before: dict, keep
     return warnings
 
 
-def undo_swap(conn, database, staging, kept, before, restored, journal) -> list:
+def undo_swap(conn, database, staging, kept, before, restored, journal, lock_wait_timeout=60) -> list:
     """Put back a completed swap (its verification failed): returns what could not be put back."""
-    problems = _undo(conn, database, staging, kept, before, restored, True)
+    problems = _undo(conn, database, staging, kept, before, restored, True, lock_wait_timeout)
     journal.step("undone after verification", undo_problems=problems)
     return problems
 
@@ -730,7 +743,7 @@ def _same(kind: str, now: dict, then: dict) -> bool:
     return now["sql"] == then["sql"]
 
 
-def _undo(conn, database, staging, kept, before, restored, renamed) -> list:
+def _undo(conn, database, staging, kept, before, restored, renamed, lock_wait_timeout=60) -> list:
     """Bring `database` back to `before` from wherever the swap stopped; returns what could not be put back.
 
     Tables: renamed back when the RENAME was done. Views, routines and events: whatever differs from `before`
@@ -745,7 +758,9 @@ def _undo(conn, database, staging, kept, before, restored, renamed) -> list:
             problems.append("%s: %s" % (label, server_error(exc)))
 
     try:
-        conn.ping()
+        conn.ping()  # reconnects if the connection was lost: the session settings are set again
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout = %d" % int(lock_wait_timeout))
     except Exception as exc:  # noqa: BLE001
         return ["the server cannot be reached to undo the swap: %s" % server_error(exc)]
     q_db = quote_ident(database)

@@ -106,6 +106,9 @@ def test_swap_restores_the_backup_exactly_and_keeps_the_previous_database_aside(
     assert [s["step"] for s in json.loads(journal)["steps"]][-1] == "finished"
     # Events came back with the state the dump had (the staging copy held them DISABLED).
     assert shop["before"]["event purge_audit"][0] == "ENABLED"
+    # The next rollback names what this one kept.
+    assert run_module("db_restore", restore_args(shop), check=True)["earlier_rollbacks"] == {"kept": [kept],
+                                                                                         "staging": []}
 
 
 def test_check_mode_verifies_and_plans_without_changing_anything(shop):

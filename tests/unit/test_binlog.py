@@ -166,3 +166,14 @@ def test_the_gtid_filter_drops_only_the_lines_that_give_a_transaction_its_old_gt
 ])
 def test_the_summary_says_how_much_was_written_without_any_row_data(tally_, text):
     assert binlog.writes_summary(tally_) == text
+
+
+@pytest.mark.parametrize("text, redacted", [
+    ("ERROR 1062 (23000) at line 40: Duplicate entry 'ana@example.test' for key 'email'",
+     "ERROR 1062 (23000) at line 40: Duplicate entry '<value>' for key 'email'"),
+    ("Incorrect integer value: 'abc' for column `shop`.`t`.`n` at row 1",
+     "Incorrect integer value: '<value>' for column `shop`.`t`.`n` at row 1"),
+    ("Table 'shop.orders' doesn't exist", "Table 'shop.orders' doesn't exist"),
+])
+def test_server_errors_lose_the_row_values_they_quote_and_keep_the_names(text, redacted):
+    assert binlog.redact_values(text) == redacted
