@@ -11,10 +11,19 @@ appears under its final name complete and verified.
 
 from __future__ import annotations
 
+import os
 import signal
 
+import ansible.module_utils
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
+
+# The project's module_utils (ansible.cfg: module_utils = ./module_utils), importable here as on a target host.
+_MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
+if _MODULE_UTILS not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(_MODULE_UTILS)
+
+from ansible.module_utils.dbrelease.backup import progress_line  # noqa: E402
 
 display = Display()
 
@@ -22,25 +31,6 @@ display = Display()
 # and one module call every POLL_S is what a long dump costs the controller and the host.
 # A status call that returns while the job runs has waited POLL_S: its progress is printed, so once every POLL_S.
 POLL_S = 5.0
-FINAL_KEYS_DROPPED = ("state", "result", "pid", "started", "progress", "trace")
-
-
-def _human(count):
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(count) < 1024 or unit == "GiB":
-            return ("%d %s" % (count, unit)) if unit == "B" else ("%.1f %s" % (count, unit))
-        count /= 1024.0
-    return "%.1f TiB" % count
-
-
-def progress_text(host, snapshot):
-    elapsed = float(snapshot.get("elapsed_s") or 0)
-    raw = int(snapshot.get("bytes_uncompressed") or 0)
-    written = int(snapshot.get("bytes_compressed") or 0)
-    rate = raw / elapsed if elapsed > 0 else 0.0
-    return "[%s] backup of %s %s: %s dumped, %s written, %s/s, %.0fs elapsed" % (
-        host, snapshot.get("database", "?"), snapshot.get("stage", "?"), _human(raw), _human(written),
-        _human(rate), elapsed)
 
 
 def _interrupt(signum, frame):
@@ -91,7 +81,7 @@ class ActionModule(ActionBase):
                                   msg="backup of %s failed: %s" % (args.get("database"), status.get("msg")))
                     return result
                 if status.get("progress"):
-                    display.display(progress_text(host, status["progress"]))
+                    display.display("[%s] backup of %s" % (host, progress_line(status["progress"])))
         except BaseException:
             for sig in previous:
                 signal.signal(sig, signal.SIG_IGN)  # let the cancel call finish

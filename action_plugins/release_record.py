@@ -1,20 +1,27 @@
-"""Controller half of release_record: write the release record in the worker process, without a module process.
+"""Controller half of release_record: read the record or write artifacts in the worker process, without a module.
 
-The record lives on the controller and every task that writes it is delegated to localhost, so starting a Python
-module process for each of the two dozen writes of a release is pure overhead (about 0.25 s of CPU each: with the
-artifacts written the same way, the controller's CPU per database went from 22 to 13 s; see `docs/benchmarks.md`,
-fleet). This plugin validates
-the arguments against the module's own spec and calls the module's `update()` directly. When the task does not
-run on the controller itself (delegated elsewhere, or with become), it runs the module the usual way.
+The record lives on the controller, so starting a Python module process for each read or artifact write is pure
+overhead. This plugin validates the arguments against the module's own spec and calls the module's `update()`
+directly, whatever the task's host and connection: the record and the artifacts are always on the controller.
+Without `path` it works on this host's release directory (the one `release_phase` writes).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 
+import ansible.module_utils
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.plugins.loader import module_loader
+
+# The project's module_utils (ansible.cfg: module_utils = ./module_utils), importable here as on a target host.
+_MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
+if _MODULE_UTILS not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(_MODULE_UTILS)
+
+from ansible.module_utils.dbrelease import record  # noqa: E402
 
 _MODULE = None
 
@@ -36,15 +43,16 @@ def record_module():
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
-
-    def _on_controller(self) -> bool:
-        return getattr(self._connection, "transport", None) == "local" and not self._play_context.become
+    _requires_connection = False
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        if not self._on_controller():
-            result.update(self._execute_module(module_name="release_record", task_vars=task_vars))
-            return result
+        task_vars = task_vars or {}
+        if not self._task.args.get("path"):
+            var = self._templar.template
+            self._task.args["path"] = record.record_dir(
+                var(task_vars.get("release_artifacts_dir")), var(task_vars.get("release_version")),
+                var(task_vars.get("playbook_dir")), var(task_vars.get("inventory_hostname")))
         module = record_module()
         _validation, args = self.validate_argument_spec(argument_spec=module.ARGUMENT_SPEC,
                                                         required_if=module.REQUIRED_IF)

@@ -20,14 +20,25 @@ description:
 author: dbrelease
 """
 
-import datetime
 import json
 import os
-import tempfile
 
+import ansible.module_utils
+import yaml
 from ansible.plugins.callback import CallbackBase
 
+# The project's module_utils (ansible.cfg: module_utils = ./module_utils), importable here as on a target host.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.join(_ROOT, "module_utils") not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(os.path.join(_ROOT, "module_utils"))
+
+from ansible.module_utils.dbrelease.clock import utc_now_iso  # noqa: E402
+from ansible.module_utils.dbrelease.files import write_atomic  # noqa: E402
+
 PLAN_FACT = "__fleet_plan"
+# The one list of phases (vars/release.yml, release_phases): the order the summary lists them in.
+with open(os.path.join(_ROOT, "vars", "release.yml")) as _handle:
+    PHASE_ORDER = tuple(p["name"] for p in yaml.safe_load(_handle)["release_phases"])
 
 
 def _load(path):
@@ -36,10 +47,6 @@ def _load(path):
             return json.load(handle)
     except (OSError, ValueError):
         return {}
-
-
-PHASE_ORDER = ("preflight", "lock", "maintenance", "backup", "grants", "verify_baseline", "schema", "migrate", "verify",
-               "tag")
 
 
 def _release_order(phases):
@@ -154,18 +161,8 @@ def render_markdown(summary):
 
 
 def _write_atomic(path, text):
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o750, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".summary.", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o640)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+    write_atomic(path, text)
 
 
 class CallbackModule(CallbackBase):
@@ -197,7 +194,7 @@ class CallbackModule(CallbackBase):
         plan = self._plan
         records = {host: _load(path) for host, path in (plan.get("records") or {}).items()}
         recap = {host: stats.summarize(host) for host in stats.processed}
-        finished = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        finished = utc_now_iso()
         summary = build_summary(plan, records, recap, self._gate_failures, finished)
         stem = "summary.check" if summary["check_mode"] else "summary"
         try:

@@ -12,11 +12,12 @@ description:
     it from every later play; when every host of a play is gone it ends the playbook, so no later play (not even
     one on localhost) could record what happened. The host's C(release.json) would keep its phase C(running),
     with no error.
-  - This callback learns each host's record from the results of its C(release_record) tasks. When the host
-    becomes unreachable, every phase of that record still C(running) that started in this run is marked
-    C(failed) with an error naming the host, its address, the phase, the task and Ansible's message, and
-    C(Phase '<phase>' failed on <host>) is printed. The record is written by the C(release_record) module itself,
-    run on the controller (same file lock and atomic rename; C(release.check.json) under C(--check)).
+  - This callback learns each host's record from the results of its C(release_phase) tasks (the phase
+    mechanism). When the host becomes unreachable, every phase of that record still C(running) that started in
+    this run is marked C(failed) with an error naming the host, its address, the phase, the task and Ansible's
+    message, and C(Phase '<phase>' failed on <host>) is printed. The record is written with the phase mechanism's
+    own code (module_utils/dbrelease/record.py, with the same file lock and atomic rename; C(release.check.json) under
+    C(--check)).
   - Unreachable results of tasks with C(ignore_unreachable) are left alone (the host stays in the play).
   - It cannot switch maintenance mode off, release the release lock or write C(report.md), which all need the
     host (or its play). The error says so; a rerun after such a crash may need C(-e lock_force=true).
@@ -25,20 +26,22 @@ description:
 author: dbrelease
 """
 
-import datetime
-import json
 import os
-import subprocess
-import sys
-import tempfile
 
+import ansible.module_utils
 from ansible.plugins.callback import CallbackBase
 
-RECORD_NAMES = ("release.json", "release.check.json")
+# The project's module_utils (ansible.cfg: module_utils = ./module_utils), importable here as on a target host.
+_MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
+if _MODULE_UTILS not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(_MODULE_UTILS)
 
+from ansible.module_utils.dbrelease import record  # noqa: E402
+from ansible.module_utils.dbrelease.clock import utc_now_iso as now_iso  # noqa: E402
 
-def now_iso():
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+RECORD_NAMES = (record.RECORD, record.CHECK_RECORD)
+# The tasks whose results name the record they wrote.
+RECORD_ACTIONS = ("release_phase", "release_record")
 
 
 def running_phases(record, since):
@@ -57,46 +60,13 @@ def unreachable_error(host, address, phase, task, message, delegated_from=None):
                 who, phase, where, task, " ".join(str(message or "no message").split()) or "no message"))
 
 
-def _load(path):
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return {}
-
-
-def _module_path():
-    """The release_record module, as Ansible finds it (library path of ansible.cfg), or beside this plugin."""
-    try:
-        from ansible.plugins.loader import module_loader
-
-        found = module_loader.find_plugin("release_record")
-    except Exception:  # any loader trouble: fall back to the repository layout
-        found = None
-    return found or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "library",
-                                 "release_record.py")
-
-
 def record_failed(record_path, phase, error, changed):
-    """Write `phase` as failed through the release_record module; returns (ok, message)."""
-    args = {"path": os.path.dirname(record_path), "phase": phase, "status": "failed", "changed": bool(changed),
-            "error": error, "_ansible_check_mode": os.path.basename(record_path) == "release.check.json"}
-    fd, args_path = tempfile.mkstemp(prefix="release-record-args.", suffix=".json")
+    """Write `phase` as failed into the record at `record_path`; returns (ok, message)."""
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
-        proc = subprocess.run([sys.executable, _module_path(), args_path], capture_output=True, text=True,
-                              timeout=60)
-    except (OSError, subprocess.SubprocessError) as exc:
+        record.write(os.path.dirname(record_path), os.path.basename(record_path) == record.CHECK_RECORD,
+                     [record.entry(phase, "failed", changed, {}, error)])
+    except (OSError, ValueError) as exc:
         return False, str(exc)
-    finally:
-        os.unlink(args_path)
-    try:
-        out = json.loads(proc.stdout)
-    except ValueError:
-        out = {"failed": True, "msg": (proc.stderr or proc.stdout).strip()[-300:]}
-    if proc.returncode != 0 or out.get("failed"):
-        return False, str(out.get("msg") or "release_record exited %d" % proc.returncode)
     return True, ""
 
 
@@ -117,7 +87,7 @@ class CallbackModule(CallbackBase):
     def v2_runner_on_ok(self, result):
         # release_record is always delegated to localhost: result.host is the database host it records.
         path = (result.result or {}).get("record_path")
-        if path and str(result.task.action).endswith("release_record") and os.path.basename(path) in RECORD_NAMES:
+        if path and str(result.task.action).endswith(RECORD_ACTIONS) and os.path.basename(path) in RECORD_NAMES:
             self._records[result.host.get_name()] = path
 
     def v2_runner_on_unreachable(self, result):
@@ -132,12 +102,12 @@ class CallbackModule(CallbackBase):
             address = (result.result.get("_ansible_delegated_vars") or {}).get("ansible_host")
         else:
             address = result.host.vars.get("ansible_host")
-        record = _load(path)
-        for phase in running_phases(record, self._started):
+        current = record.load(path)
+        for phase in running_phases(current, self._started):
             error = unreachable_error(delegated or host, str(address) if address else None, phase,
                                       result.task.get_name(), result.result.get("msg"),
                                       delegated_from=host if delegated else None)
-            ok, why = record_failed(path, phase, error, (record["phases"][phase] or {}).get("changed"))
+            ok, why = record_failed(path, phase, error, (current["phases"][phase] or {}).get("changed"))
             if not ok:
                 self._display.warning("could not record phase %s of %s as failed in %s: %s" % (phase, host, path,
                                                                                                 why))

@@ -71,6 +71,15 @@ reason:
   description: Why it is not recent (or a confirmation).
   returned: always
   type: str
+msg:
+  description: One line for the operator.
+  returned: always
+  type: str
+record:
+  description: What the release record keeps (phases.preflight.backup_recent) - C(path), C(age_hours), C(valid),
+    C(recent), C(reason), C(max_age_hours).
+  returned: always
+  type: dict
 """
 
 import datetime
@@ -95,10 +104,10 @@ def main():
     result = dict(changed=False, found=False, path="", valid=False, recent=False, sha256="",
                   backup_dir=params["backup_dir"], max_age_hours=params["max_age_hours"])
     if not os.path.isdir(params["backup_dir"]):
-        module.exit_json(reason="backup directory %s does not exist" % params["backup_dir"], **result)
+        finish(module, result, "backup directory %s does not exist" % params["backup_dir"])
     found = backup_files.find_backups(params["backup_dir"], params["database"])
     if not found:
-        module.exit_json(reason="no backup of %s in %s" % (params["database"], params["backup_dir"]), **result)
+        finish(module, result, "no backup of %s in %s" % (params["database"], params["backup_dir"]))
     newest = found[0]
     expected = backup_files.read_checksum_file(newest["path"] + ".sha256")
     age = age_hours(newest["stamp"])
@@ -119,7 +128,19 @@ def main():
         result["recent"] = True
         reason = "%s is %.1f h old%s" % (newest["path"], result["age_hours"],
                                          ", checksum valid" if result["valid"] else "")
-    module.exit_json(reason=reason, **result)
+    finish(module, result, reason)
+
+
+def finish(module, result, reason):
+    result["reason"] = reason
+    result["msg"] = ("Recent valid backup: %s (%s h old)" % (result["path"], result["age_hours"])
+                     if result["recent"] and result["valid"] else
+                     "No recent valid backup of %s: %s (the backup phase takes one)." % (module.params["database"],
+                                                                                         reason))
+    result["record"] = {"backup_recent": {"path": result["path"], "age_hours": result.get("age_hours"),
+                                          "valid": result["valid"], "recent": result["recent"], "reason": reason,
+                                          "max_age_hours": result["max_age_hours"]}}
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

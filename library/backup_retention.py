@@ -14,7 +14,7 @@ description:
     the vault copy only ever give a file that name after verifying it), with a C(.sha256) sidecar and, where
     present, a C(.manifest.json) whose C(database) and C(sha256) agree. Such a backup counts as verified.
     With I(verify_checksums) the newest ones are also re-hashed, newest first, until I(keep) of them prove
-    their checksum: a corrupt file is never counted as one of the backups kept.
+    their checksum - a corrupt file is never counted as one of the backups kept.
   - The newest verified backup is never deleted, whatever I(keep) says, nor any file named in I(protect).
     Files this module does not recognise as a verified backup of I(database) (hidden partials, staging
     directories, backups of other databases, files without a sidecar) are left alone and reported.
@@ -142,7 +142,7 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def plan(directory: str, verified: list[dict], keep: int, protect, verify, hasher=file_sha256):
+def choose(directory: str, verified: list[dict], keep: int, protect, verify, hasher=file_sha256):
     """(kept, deleted, corrupt): keep the newest `keep` backups that prove themselves, delete older verified."""
     kept, deleted, corrupt = [], [], []
     for backup in verified:
@@ -181,7 +181,7 @@ def main():
                          msg="%s does not exist: nothing to prune" % directory)
     names = sorted(os.listdir(directory))
     verified, unverified = classify(directory, names, p["database"])
-    kept, deleted, corrupt = plan(directory, verified, p["keep"], set(p["protect"]), p["verify_checksums"])
+    kept, deleted, corrupt = choose(directory, verified, p["keep"], set(p["protect"]), p["verify_checksums"])
     for name in corrupt:
         module.warn("backup %s in %s does not match its .sha256 sidecar: not counted as kept, left for a "
                     "person to look at" % (name, directory))

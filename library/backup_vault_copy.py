@@ -8,21 +8,21 @@ DOCUMENTATION = r"""
 module: backup_vault_copy
 short_description: Copy a verified backup to a vault host with rsync over SSH, re-verify its sha256 there
 description:
-  - Runs on the database host and pushes the backup straight to the vault with C(rsync) over C(ssh): the dump
+  - Runs on the database host and pushes the backup straight to the vault with C(rsync) over C(ssh) - the dump
     never passes through the controller (nor its memory), and the transfer runs at rsync speed.
   - The files land in a hidden staging directory of this run, C(<dest_dir>/.<name>.incoming-<run>/), on the vault
-    (staging directories of interrupted runs are removed first: a receiver left behind by a cut connection can
+    (staging directories of interrupted runs are removed first - a receiver left behind by a cut connection can
     never write into this run's copy); the vault then
     flushes them to disk (C(sync)), computes the dump's sha256 itself and compares it with I(sha256). Only when
-    they match are the sidecars and then the dump renamed to their final names (the dump last: its name appearing
+    they match are the sidecars and then the dump renamed to their final names (the dump last - its name appearing
     is the commit point). On a mismatch the staging directory is removed and the module fails, naming the vault,
-    the file, the expected and the found checksum: nothing unverified is ever left under a backup's name.
+    the file, the expected and the found checksum - nothing unverified is ever left under a backup's name.
   - If the vault cannot be reached, the module fails with the SSH error and the address it tried.
-  - Idempotent: when the vault already holds the file under its final name with the expected sha256 (computed on
+  - Idempotent - when the vault already holds the file under its final name with the expected sha256 (computed on
     the vault) and the sidecars, nothing is copied. A file under the backup's name with a different checksum is
     replaced by a verified copy, with a warning.
   - Needs C(rsync), C(ssh) and C(sha256sum) on the database host and C(rsync), C(sha256sum) (or C(openssl),
-    preferred when present: it is several times faster), C(sync) on the vault, and a key on the database host that
+    preferred when present, as it is several times faster), C(sync) on the vault, and a key on the database host that
     the vault accepts (I(ssh_key)).
 options:
   src:
@@ -31,7 +31,7 @@ options:
     required: true
   sha256:
     description: The backup's expected sha256 (hex), as computed while it was written. Required, except in
-      check mode when the backup was not taken (a dry run): then only the vault is probed.
+      check mode when the backup was not taken (a dry run), when only the vault is probed.
     type: str
   sidecars:
     description:
@@ -143,7 +143,7 @@ seconds:
   returned: always
   type: float
 durations_s:
-  description: Where the time went, in seconds: C(probe) (what the vault holds, staging directory), C(copy)
+  description: Where the time went, in seconds - C(probe) (what the vault holds, staging directory), C(copy)
     (rsync), C(verify_commit) (flush, sha256 on the vault, renames).
   returned: when the dump was copied
   type: dict
@@ -151,6 +151,10 @@ ssh_ciphers:
   description: The cipher preference the module gave ssh (empty when it left the choice to ssh).
   returned: success
   type: str
+record:
+  description: What the release record keeps (phases.backup.vault) - C({vault - {<vault> - <dest>}}).
+  returned: success
+  type: dict
 """
 
 import os
@@ -471,6 +475,7 @@ def main():
         result = VaultCopy(module).run()
     except VaultError as exc:
         module.fail_json(msg=str(exc), vault=module.params["vault"])
+    result["record"] = {"vault": {module.params["vault"]: result["dest"]}}
     module.exit_json(**result)
 
 

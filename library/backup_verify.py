@@ -64,13 +64,17 @@ bytes_uncompressed:
   description: Size of the SQL text.
   returned: always
   type: int
+record:
+  description: What the release record keeps (phases.backup.verified) - the checks and whether each passed.
+  returned: success
+  type: dict
 """
 
 import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dbrelease import backup as plan
+from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease import backup_checks, backup_files, backup_stream
 
 
@@ -96,7 +100,7 @@ def main():
                                               database=dict(type="str")),
                            supports_check_mode=True)
     path = module.params["path"]
-    compression = plan.compression_of(path)
+    compression = codec.compression_of(path)
     if not os.path.isfile(path):
         module.fail_json(msg="backup %s does not exist" % path, failed_checks=["exists"])
     if compression is None:
@@ -113,7 +117,8 @@ def main():
                   check_messages={name: check["msg"] for name, check in report["checks"].items()})
     if failed:
         module.fail_json(msg=backup_checks.checks_message(path, report), **result)
-    module.exit_json(msg="backup %s passed %s" % (path, ", ".join(sorted(result["checks"]))), **result)
+    module.exit_json(msg="backup %s passed %s" % (path, ", ".join(sorted(result["checks"]))),
+                     record={"verified": result["checks"]}, **result)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,9 @@ options:
     type: bool
     default: false
 notes:
-  - Connection options are C(login_user), C(login_password), C(login_host), C(login_port), C(login_unix_socket)
-    and C(connect_timeout), as in community.mysql. The password reaches C(mariadb-binlog) in a 0600 option file.
+  - The password reaches C(mariadb-binlog) in a 0600 option file, never its command line.
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -43,13 +44,12 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection (login_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: Archive the binary logs written since the backup
   binlog_archive:
     since: "{{ backup.position }}"
     dest_dir: /var/backups/dbrelease/binlogs
     rotate: true
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
   no_log: true
 """
 

@@ -40,10 +40,10 @@ options:
     type: float
     default: 60
 notes:
-  - Connection options are C(login_user), C(login_password), C(login_host), C(login_port), C(login_unix_socket)
-    and C(connect_timeout), as in community.mysql.
   - Needs BINLOG MONITOR (MariaDB >= 10.5.2) or REPLICATION CLIENT and REPLICATION SLAVE (MySQL) for the binary log
     parts; without them the status says why.
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -52,13 +52,12 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection (login_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: How much was written since the backup
   binlog_info:
     database: shop
     since: "{{ backup.position }}"
     window_hours: 72
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
   no_log: true
 """
 

@@ -94,7 +94,7 @@ options:
     description: Job directory returned by I(mode=start); for C(status) and C(cancel).
     type: path
   wait_seconds:
-    description: With I(mode=status), wait up to this long for the job to end before answering (a long poll:
+    description: With I(mode=status), wait up to this long for the job to end before answering (a long poll;
       the end is seen within 0.1 s). At most half of I(lease_seconds).
     type: float
     default: 0
@@ -102,9 +102,8 @@ options:
     description: A detached job stops (and removes its partial file) when no status call came for this long.
     type: int
     default: 120
-notes:
-  - Connection options are C(login_user), C(login_password), C(login_host), C(login_port), C(login_unix_socket)
-    and C(connect_timeout), as in community.mysql.
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -113,15 +112,13 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection (login_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: Dump the release database
   db_backup:
     database: arisgourmet
     backup_dir: /var/backups/dbrelease
     compression: gzip
     label: v1.2.0
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
-    login_unix_socket: /run/mysqld/mysqld.sock
   no_log: true
   register: __backup_result
 """
@@ -175,11 +172,6 @@ reused:
   description: Whether an existing valid backup was returned instead of a new one.
   returned: success
   type: bool
-reuse_check:
-  description: Whether the existing backup still matched the database - C(action) (C(reuse), C(new)), C(msg),
-    C(caveat) (reused without proof), C(evidence) (C(state), C(why), C(writes) counts), C(backup) (its path).
-  returned: when an existing valid backup was found
-  type: dict
 job_dir:
   description: With I(mode=start), the job to poll.
   returned: mode=start
@@ -188,6 +180,18 @@ state:
   description: With I(mode=status)/I(cancel), C(running), C(done) or C(failed); C(progress) holds the counters.
   returned: mode=status or mode=cancel
   type: str
+reuse_check:
+  description: Whether the existing backup still matched the database - C(action) (C(reuse), C(new)), C(msg),
+    C(caveat) (reused without proof), C(evidence) (C(state), C(why), C(writes) counts), C(backup) (its path).
+  returned: when an existing valid backup was found
+  type: dict
+record:
+  description: What the release record keeps (phases.backup) - C(path), C(sha256), C(bytes), C(bytes_uncompressed),
+    C(manifest), C(duration_s), C(compression), C(compressor), C(position), C(reused), C(verified) (the checks),
+    C(vault) (empty here; the vault copies add theirs), C(reuse_check) (C(action), C(msg), C(caveat), C(state); empty
+    when no earlier backup was found).
+  returned: success, with mode=run (or mode=status when done)
+  type: dict
 """
 
 import os
@@ -195,10 +199,27 @@ import resource
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dbrelease import backup as plan
+from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease import backup_files, backup_job, backup_reuse, backup_stream
 from ansible.module_utils.dbrelease.backup import BackupError
+from ansible.module_utils.dbrelease.clock import utc_stamp
 from ansible.module_utils.dbrelease.db import DbError, connect, connection_argument_spec, endpoint, require_pymysql
+
+
+def with_record(result, params):
+    """The result, with the part the release record keeps."""
+    result["record"] = {
+        "path": result.get("path"), "sha256": result.get("sha256", ""), "bytes": result.get("bytes", 0),
+        "bytes_uncompressed": result.get("bytes_uncompressed") or 0, "manifest": result.get("manifest", ""),
+        "duration_s": (result.get("durations_s") or {}).get("total", 0),
+        "compression": result.get("compression") or params["compression"], "compressor": result.get("compressor") or "",
+        "position": result.get("position") or {}, "reused": bool(result.get("reused")),
+        "verified": result.get("checks") or {}, "vault": {},
+        "reuse_check": {k: v for k, v in (result.get("reuse_check") or {}).items() if k in ("action", "msg", "caveat")}
+        if result.get("reuse_check") else {}}
+    if result.get("reuse_check"):
+        result["record"]["reuse_check"]["state"] = result["reuse_check"]["evidence"]["state"]
+    return result
 
 
 def argument_spec():
@@ -206,7 +227,7 @@ def argument_spec():
     spec.update(
         database=dict(type="str"),
         backup_dir=dict(type="path"),
-        compression=dict(type="str", choices=list(plan.COMPRESSIONS), default="gzip"),
+        compression=dict(type="str", choices=list(codec.COMPRESSIONS), default="gzip"),
         compression_level=dict(type="int"),
         compression_threads=dict(type="int", default=0),
         helper_nice=dict(type="int", default=19),
@@ -243,7 +264,7 @@ def existing_backup(params):
     """(A valid backup of the same database and label that still matches the database, the reuse check); the
     backup is None when reuse is off, none is found, or the check says to take a new one. BackupError when the check
     refuses."""
-    if not params["reuse"] or not plan.safe_label(params["label"]):
+    if not params["reuse"] or not codec.safe_label(params["label"]):
         return None, None
     for item in backup_files.find_backups(params["backup_dir"], params["database"], params["label"]):
         expected = backup_files.read_checksum_file(item["path"] + ".sha256")
@@ -277,12 +298,12 @@ def inspect_source(params):
         conn.close()
 
 
-def plan_only(params, tools, info):
-    name = plan.backup_file_name(params["database"], params["label"], params["compression"], plan.utc_stamp())
-    compress = plan.compress_command(params["compression"], tools, params["compression_level"],
+def dry_run(params, tools, info):
+    name = codec.backup_file_name(params["database"], params["label"], params["compression"], utc_stamp())
+    compress = codec.compress_command(params["compression"], tools, params["compression_level"],
                                      params["compression_threads"])
-    dump = plan.dump_command(tools["dump"], "OPTION_FILE", params["database"],
-                             plan.position_options(info["server"], info["log_bin"]))
+    dump = codec.dump_command(tools["dump"], "OPTION_FILE", params["database"],
+                             codec.position_options(info["server"], info["log_bin"]))
     return dict(changed=True, path=os.path.join(params["backup_dir"], name), compression=params["compression"],
                 compressor=os.path.basename(compress[0]), command=" ".join(dump[2:]) + " | " + " ".join(compress),
                 server=info["server"], tables=info["tables"], reused=False,
@@ -299,13 +320,15 @@ def make_work(params, tools, info, extra=None):
             helper_nice=params["helper_nice"])
         memory = {"worker_peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "tools_peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
-        return dict(result, changed=True, memory=memory, msg="backup %s verified (%s)" % (
-            result["path"], ", ".join(sorted(result["checks"]))), **(extra or {}))
+        return with_record(dict(result, changed=True, memory=memory, msg="backup %s verified (%s)%s" % (
+            result["path"], ", ".join(sorted(result["checks"])),
+            "; %s" % extra["reuse_check"]["msg"] if extra else ""), **(extra or {})), params)
     return work
 
 
 def prepare(module, params):
-    """Validate, find the tools, reuse or inspect the source. Returns (result or None, tools, info)."""
+    """Validate, find the tools, reuse or inspect the source. Returns (result or None, tools, info, extra): `extra`
+    holds the reuse check that asked for a new backup."""
     for key in ("database", "backup_dir"):
         if not params.get(key):
             module.fail_json(msg="%s is required with mode=%s" % (key, params["mode"]))
@@ -317,8 +340,9 @@ def prepare(module, params):
         module.fail_json(msg="neither mariadb-dump nor mysqldump is installed on %s" % socket.getfqdn())
     reused, check = existing_backup(params)
     if reused:
-        return dict(reused, changed=False, msg="reusing the valid backup %s of %s (label %s): %s"
-                    % (reused["path"], params["database"], params["label"], check["msg"])), tools, None, None
+        return with_record(dict(reused, changed=False, msg="reusing the valid backup %s of %s (label %s): %s"
+                                % (reused["path"], params["database"], params["label"], check["msg"])),
+                           params), tools, None, None
     return None, tools, inspect_source(params), ({"reuse_check": check} if check else None)
 
 
@@ -342,7 +366,7 @@ def main():
         if done:
             module.exit_json(**dict(done, finished=True))
         if module.check_mode:
-            module.exit_json(finished=True, **dict(plan_only(params, tools, info), **(extra or {})))
+            module.exit_json(finished=True, **with_record(dict(dry_run(params, tools, info), **(extra or {})), params))
         work = make_work(params, tools, info, extra)
         if mode == "start":
             job_dir = backup_job.new_job_dir()

@@ -32,9 +32,8 @@ options:
     description: Fail when an account has privileges beyond the expected ones (otherwise they are reported).
     type: bool
     default: false
-notes:
-  - Connection options are C(login_user), C(login_password), C(login_host), C(login_port), C(login_unix_socket)
-    and C(connect_timeout), as in community.mysql.
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -42,14 +41,13 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection (login_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: Verify db_admin at localhost and %
   db_grants:
     user: db_admin
     hosts: [localhost, "%"]
     privileges:
       default: "*.*:ALL,GRANT"
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
   no_log: true
 """
 
@@ -62,6 +60,14 @@ ok:
   description: True when every account exists and has every expected privilege.
   returned: always
   type: bool
+msg:
+  description: The accounts checked, and any with more privileges than expected.
+  returned: success
+  type: str
+record:
+  description: What the release record keeps (phases.grants) - C(accounts).
+  returned: success and on a verification failure
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -146,8 +152,12 @@ def main():
         conn.close()
     problems = summary(accounts, p["fail_on_extra"])
     if problems:
-        module.fail_json(msg="grant verification failed: " + "; ".join(problems), accounts=accounts, ok=False)
-    module.exit_json(changed=False, accounts=accounts, ok=True)
+        module.fail_json(msg="grant verification failed: " + "; ".join(problems), accounts=accounts, ok=False,
+                         record={"accounts": accounts})
+    extra = ["%s has more than expected: %s" % (name, account["extra"]) for name, account in accounts.items()
+             if account.get("extra")]
+    msg = "%s verified at %s%s" % (p["user"], ", ".join(p["hosts"]), ("; " + "; ".join(extra)) if extra else "")
+    module.exit_json(changed=False, accounts=accounts, ok=True, msg=msg, record={"accounts": accounts})
 
 
 if __name__ == "__main__":

@@ -105,9 +105,8 @@ options:
       (nothing is renamed then).
     type: int
     default: 60
-notes:
-  - Connection options are C(login_user), C(login_password), C(login_host), C(login_port), C(login_unix_socket)
-    and C(connect_timeout), as in community.mysql.
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -120,11 +119,9 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection (login_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: Restore the release's backup
   db_restore:
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
-    login_unix_socket: /run/mysqld/mysqld.sock
     database: shop
     path: /var/backups/dbrelease/shop_v1.2.0_20261128T061814Z.sql.gz
     sha256: "{{ backup.sha256 }}"
@@ -209,18 +206,25 @@ seconds:
   description: Wall time of the restore; C(durations_s) per step.
   returned: success
   type: float
+record:
+  description: What the release record keeps (phases.rollback) - C(database), C(restored_from), C(sha256), C(bytes),
+    C(method), C(method_reason), C(kept), C(journal), C(verified) (counts and problems, no checksums), C(pitr),
+    C(character_set), C(collation), C(safety_dump), C(caveats), C(earlier_rollbacks), C(seconds), C(plan).
+  returned: success
+  type: dict
 """
 
-import datetime
-import hashlib
 import os
 import re
 import subprocess
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease import backup_compare, backup_stream, binlog
 from ansible.module_utils.dbrelease import rollback_restore as rr
+from ansible.module_utils.dbrelease.backup_files import sha256_of
+from ansible.module_utils.dbrelease.clock import utc_now_iso, utc_stamp
 from ansible.module_utils.dbrelease.db import (  # noqa: I001 (module_utils import, resolved by Ansible)
     DbError,
     client_binary,
@@ -233,25 +237,22 @@ from ansible.module_utils.dbrelease.db import (  # noqa: I001 (module_utils impo
     scrub,
     server_info,
 )
+from ansible.module_utils.dbrelease.files import write_atomic
 
 RestoreError = rr.RestoreError
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def parse_checksum_file(text: str, name: str) -> str | None:
-    """The sha256 for `name` in `sha256sum` output (`HEX  NAME` or `HEX *NAME`); None when absent."""
+    """The sha256 for `name` in `sha256sum` output (`HEX  NAME` or `HEX *NAME`, the codec's format); None when
+    absent."""
     for line in text.splitlines():
-        parts = line.strip().split(None, 1)
-        if len(parts) == 2 and os.path.basename(parts[1].lstrip("*")) == name and _HEX64.match(parts[0].lower()):
-            return parts[0].lower()
+        try:
+            digest, listed = codec.parse_sha256_line(line)
+        except ValueError:
+            continue
+        if os.path.basename(listed) == name:
+            return digest
     return None
 
 
@@ -282,14 +283,6 @@ def quote_charset(name: str) -> str:
     if not re.match(r"^[A-Za-z0-9_]+$", name or ""):
         raise RestoreError("invalid character set or collation name %r" % (name,))
     return name
-
-
-def stamp() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def safe_label(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label or "").strip("._-")[:64] or "rollback"
 
 
 # -- reading the server --------------------------------------------------------------------------------------------
@@ -463,19 +456,23 @@ def fetch_binlogs(p, server, plan) -> list:
 
 # -- safety dump ---------------------------------------------------------------------------------------------------
 def safety_dump(params, tools, database, directory, label):
-    dump, gzip = tools["dump"], tools.get("pigz") or tools.get("gzip")
-    if not dump or not gzip:
-        raise RestoreError("mariadb-dump (or mysqldump) and gzip are needed for the safety dump")
+    try:
+        compress = codec.compress_command("gzip", tools)
+    except codec.BackupError as exc:
+        raise RestoreError("the safety dump needs a gzip compressor: %s" % exc) from None
+    if not tools["dump"]:
+        raise RestoreError("mariadb-dump (or mysqldump) is needed for the safety dump")
     os.makedirs(directory, mode=0o750, exist_ok=True)
-    final = os.path.join(directory, "%s_before-rollback_%s_%s.sql.gz" % (database, safe_label(label), stamp()))
+    final = os.path.join(directory, codec.backup_file_name(
+        database, "before-rollback_%s" % (codec.safe_label(label) or "rollback"), "gzip", utc_stamp()))
     fd, partial = tempfile.mkstemp(prefix=".%s." % os.path.basename(final), suffix=".partial", dir=directory)
     os.close(fd)
     try:
         with client_option_file(params) as option_file, open(partial, "wb") as out:
-            first = subprocess.Popen([dump, "--defaults-extra-file=%s" % option_file, "--single-transaction",
+            first = subprocess.Popen([tools["dump"], "--defaults-extra-file=%s" % option_file, "--single-transaction",
                                       "--routines", "--events", "--triggers", "--hex-blob", "--", database],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-            second = subprocess.Popen([gzip, "-c"], stdin=first.stdout, stdout=out, stderr=subprocess.PIPE)
+            second = subprocess.Popen(compress, stdin=first.stdout, stdout=out, stderr=subprocess.PIPE)
             first.stdout.close()
             err2 = second.stderr.read()
             rc2 = second.wait()
@@ -491,8 +488,7 @@ def safety_dump(params, tools, database, directory, label):
         if os.path.exists(partial):
             os.unlink(partial)
         raise
-    with open(final + ".sha256", "w") as handle:
-        handle.write("%s  %s\n" % (digest, os.path.basename(final)))
+    write_atomic(codec.checksum_name(final), codec.sha256_line(digest, os.path.basename(final)))
     return {"path": final, "sha256": digest, "bytes": os.path.getsize(final)}
 
 
@@ -522,7 +518,7 @@ def restore(module, p):
         conn = connect(p)
     except DbError as exc:
         raise RestoreError(str(exc)) from None
-    when = stamp()
+    when = utc_stamp()
     journal_dir = p["journal_dir"] or os.path.dirname(os.path.abspath(p["path"]))
     try:
         server = server_info(conn)
@@ -562,7 +558,7 @@ def restore(module, p):
                       kept=kept if method == "swap" else "", safety_dump={}, caveats=[],
                       declared={k: len(v) for k, v in dump["declared"].items()}, existed=exists,
                       journal=os.path.join(journal_dir, "%s_rollback_%s_%s.journal.json" % (
-                          database, safe_label(p["label"]), when)) if method == "swap" else "")
+                          database, (codec.safe_label(p["label"]) or "rollback"), when)) if method == "swap" else "")
         result["earlier_rollbacks"] = rr.earlier_schemas(conn, database)
         if result["earlier_rollbacks"]["staging"]:
             result["caveats"].append("a rollback that did not finish left %s (its journal, beside the backup, says how "
@@ -666,7 +662,7 @@ def swap_in(conn, p, tools, dump, result, plan_replay, server, timer):
             replay_into(p, server, plan_replay, staging, result, timer)
             conn.ping()
         reference = backup_compare.snapshot(conn, staging)
-        journal = rr.Journal(result["journal"], dump=p["path"], sha256=result["sha256"], started=rr.utc_now())
+        journal = rr.Journal(result["journal"], dump=p["path"], sha256=result["sha256"], started=utc_now_iso())
         done = rr.swap(conn, database, staging, result["kept"],
                        result["character_set"], result["collation"], dump["event_states"], journal,
                        p["lock_wait_timeout"])
@@ -751,7 +747,29 @@ def main():
         module.fail_json(msg=scrub("restore of %s as %s: %s" % (module.params["database"], endpoint(module.params),
                                                                 exc), module.params),
                          database=module.params["database"], path=module.params["path"], **exc.details)
-    module.exit_json(**result)
+    for caveat in result["caveats"]:
+        module.warn(caveat)
+    module.exit_json(**with_record(result, module.check_mode))
+
+
+def with_record(result, check_mode):
+    """The result, with the part the release record keeps and the message the phase mechanism prints."""
+    verified = result.get("verified") or {}
+    result["record"] = {key: result.get(key) for key in (
+        "database", "sha256", "bytes", "method", "method_reason", "kept", "journal", "pitr", "character_set",
+        "collation", "safety_dump", "caveats", "earlier_rollbacks", "seconds", "plan")}
+    result["record"].update(restored_from=result["path"], verified={
+        key: verified.get(key) for key in ("objects", "tables_checksummed", "rows", "expected", "problems")})
+    if check_mode:
+        result["msg"] = "Would %s" % result["plan"]
+    else:
+        result["msg"] = "Restored %s from %s (sha256 verified, %s bytes, %s) in %ss%s%s." % (
+            result["database"], result["path"], result["bytes"],
+            "swapped in after its copy %s was verified" % result["staging"] if result["method"] == "swap" else
+            "in place: %s" % (result["method_reason"] or "method in_place"), result["seconds"],
+            "; the database as it was before the rollback is kept as %s" % result["kept"] if result["kept"] else "",
+            "; a dump of it is %s" % result["safety_dump"]["path"] if result["safety_dump"].get("path") else "")
+    return result
 
 
 if __name__ == "__main__":

@@ -23,10 +23,8 @@ options:
     description: Fail when the database does not exist.
     type: bool
     default: true
-extends_documentation_fragment: []
-notes:
-  - Connection options are C(login_user), C(login_password), C(login_host), C(login_port), C(login_unix_socket)
-    and C(connect_timeout), as in community.mysql.
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -34,12 +32,10 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection (login_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: Connect as the admin user and record the server version
   db_server_info:
     database: arisgourmet
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
-    login_unix_socket: /run/mysqld/mysqld.sock
   no_log: true
 """
 
@@ -64,6 +60,16 @@ endpoint:
   description: The endpoint connected to, as C(user@host:port) or C(user@socket PATH).
   returned: always
   type: str
+msg:
+  description: One line for the operator, e.g. C(db_admin@socket /run/mysqld/mysqld.sock is 10.11.6-MariaDB
+    (mariadb), database shop - 12 tables, 1.2 MiB).
+  returned: success
+  type: str
+record:
+  description: What the release record keeps (phases.preflight) - C(endpoint), C(current_user), C(server),
+    C(binlog), C(database), C(check_mode).
+  returned: success
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -75,6 +81,7 @@ from ansible.module_utils.dbrelease.db import (
     require_pymysql,
     server_info,
 )
+from ansible.module_utils.dbrelease.units import human_bytes
 
 
 def describe(conn, database):
@@ -131,7 +138,12 @@ def main():
     if module.params["require_database"] and not info["database"]["exists"]:
         module.fail_json(msg="database %r does not exist on %s; check release_db_name"
                              % (module.params["database"], where), endpoint=where, **info)
-    module.exit_json(changed=False, endpoint=where, **info)
+    db = info["database"]
+    msg = "%s is %s (%s), database %s: %s" % (
+        where, info["server"]["version"], info["server"]["flavor"], module.params["database"],
+        "%d tables, %s" % (db["tables"], human_bytes(db["bytes"])) if db["exists"] else "does not exist")
+    record = dict(info, endpoint=where, check_mode=module.check_mode)
+    module.exit_json(changed=False, endpoint=where, msg=msg, record=record, **info)
 
 
 if __name__ == "__main__":

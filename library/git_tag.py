@@ -15,9 +15,9 @@ description:
   - With I(remote), pushes C(refs/tags/NAME) unless the remote already has that very tag object; refuses when the
     remote has a tag of that name that is a different object.
   - Runs git with C(GIT_TERMINAL_PROMPT=0) so it never waits for a password, and refuses a remote URL that embeds
-    a password (C(https://user:secret@host/...)): credentials belong to SSH keys or a git credential helper, never
+    a password (C(https://user:secret@host/...)) - credentials belong to SSH keys or a git credential helper, never
     to a command line.
-  - Runs on the controller (C(delegate_to: localhost)).
+  - Runs on the controller (C(delegate_to=localhost)).
 options:
   repo:
     description: Path of the git work tree (or bare repository) to tag.
@@ -99,6 +99,11 @@ remote_state:
   description: C(absent), C(same) or C(not-checked) (no remote).
   returned: always
   type: str
+record:
+  description: What the release record keeps (phases.tag) - C(tag), C(commit), C(tag_object), C(created), C(pushed),
+    C(remote_state), C(remote), C(repo).
+  returned: success
+  type: dict
 """
 
 import os
@@ -297,6 +302,9 @@ def main():
         result = plan_and_apply(module, module.params)
     except GitError as exc:
         module.fail_json(msg=str(exc), tag=module.params["name"])
+    result["record"] = dict({key: result.get(key) for key in ("tag", "commit", "tag_object", "created", "pushed",
+                                                               "remote_state")},
+                            remote=module.params["remote"], repo=module.params["repo"])
     module.exit_json(**result)
 
 

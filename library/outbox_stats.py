@@ -50,30 +50,8 @@ options:
       C(max_execution_time) on MySQL). C(0) for no limit.
     type: int
     default: 30
-  login_user:
-    description: Account to connect as.
-    type: str
-    default: db_admin
-  login_password:
-    description: Its password.
-    type: str
-    default: ""
-  login_host:
-    description: Server host (ignored when I(login_unix_socket) is set).
-    type: str
-    default: localhost
-  login_port:
-    description: Server TCP port.
-    type: int
-    default: 3306
-  login_unix_socket:
-    description: Server socket; wins over host and port.
-    type: str
-    default: ""
-  connect_timeout:
-    description: Connection timeout in seconds.
-    type: int
-    default: 10
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -85,13 +63,11 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection (login_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: Gather outbox and refresh-token numbers
   outbox_stats:
     database: arisgourmet
     window_minutes: 15
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
-    login_unix_socket: /run/mysqld/mysqld.sock
   register: __verify_stats
   no_log: false   # the result holds no secret; the password is a no_log parameter
 """
@@ -139,6 +115,11 @@ elapsed_seconds:
   description: Time spent running the queries.
   returned: always
   type: float
+record:
+  description: What the release record keeps (phases.verify_baseline.baseline, phases.verify.stats) - C(database),
+    C(server_time), C(elapsed_seconds), C(outbox), C(refresh_tokens).
+  returned: success
+  type: dict
 """
 
 import time
@@ -298,7 +279,9 @@ def main():
             p["database"], p["outbox_table"], p["tokens_table"], endpoint(p), scrub(str(exc), p)))
     finally:
         conn.close()
-    module.exit_json(changed=False, **result)
+    record = {key: result.get(key) for key in ("database", "server_time", "elapsed_seconds", "outbox",
+                                               "refresh_tokens")}
+    module.exit_json(changed=False, record=record, **result)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ description:
     message naming the holder (user, controller, pid, release, AWX job) and since when.
   - A lock whose expiry (C(expires_at), server clock) has passed belongs to a dead run and is taken over; the
     previous holder is returned in C(takeover) and kept in the row's C(takeover_of) column.
-  - I(state=refresh) is the heartbeat that every phase sends; it fails if this run lost the lock.
+  - I(state=refresh) pushes the expiry forward (the phase mechanism sends it at the start of a phase once a third of
+    the lock's TTL has passed since the last refresh); it fails if this run lost the lock.
   - I(state=absent) releases the lock, only with the holder's I(token).
-  - The lock is the run's own bookkeeping, like the release record: taking, refreshing and releasing it report
+  - The lock is the run's own bookkeeping, like the release record - taking, refreshing and releasing it report
     C(changed=false) so that a release that changes nothing in the database reports C(changed=0). C(acquired) and
     C(released) say what happened.
 options:
@@ -37,7 +38,11 @@ options:
       C(present), a token that already holds the lock makes the call re-entrant (a refresh).
     type: str
   holder:
-    description: Who takes the lock (C(controller), C(user), C(pid), C(release), C(awx_job_id), ...), stored as JSON.
+    description:
+      - Who takes the lock (C(controller), C(user), C(pid), C(release), C(awx_job_id), C(target)), stored as JSON.
+      - The action plugin of the same name fills in, on the controller, what is not given - C(controller) (its host
+        name), C(user), C(pid) (the ansible-playbook process), C(awx_job_id) (C(awx_job_id) or C($JOB_ID)) and
+        C(target) (the inventory host).
     type: dict
     default: {}
   ttl_minutes:
@@ -57,10 +62,8 @@ options:
     description: Lock table name; created if missing.
     type: str
     default: dbrelease_lock
-extends_documentation_fragment: []
-notes:
-  - Connection options C(login_user), C(login_password), C(login_host), C(login_port), C(login_unix_socket),
-    C(connect_timeout) as in community.mysql.
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -70,13 +73,12 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection options come from the play's module_defaults (group/dbrelease.core.db).
 - name: Take the release lock
   release_lock:
     name: arisgourmet
-    holder: {controller: ctl1, user: alice, pid: 4242, release: v1.2.0}
+    holder: {release: v1.2.0}
     ttl_minutes: 60
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
   register: __lock_result
   no_log: true
 
@@ -85,8 +87,6 @@ EXAMPLES = r"""
     name: arisgourmet
     state: absent
     token: "{{ __lock_result.token }}"
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
   no_log: true
 """
 
@@ -131,6 +131,19 @@ msg:
   description: What happened, in one sentence.
   returned: always
   type: str
+record:
+  description: What the release record keeps of the call (C(phases.lock)), written by the phase mechanism
+    (C(release_phase)). On success C(name), C(table), C(lock_schema), C(lock_table), C(ttl_minutes), C(holder),
+    C(token), C(acquired_at), C(expires_at), C(takeover), C(check_mode), C(message) (I(state=present)) or
+    C(released), C(release_message) (I(state=absent)); on a refusal C(held_by), C(holder_found), C(held_since),
+    C(expires_at).
+  returned: always
+  type: dict
+record_busy:
+  description: True when the lock is held by another run of the same release (the same C(holder.release)), or
+    when this run lost the lock - the release record is that run's, and the phase mechanism writes nothing into it.
+  returned: on failure
+  type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -152,6 +165,36 @@ def row_outputs(row):
         "holder": row["holder"], "holder_text": row["holder_text"], "acquired_at": row["acquired_at"],
         "heartbeat_at": row["heartbeat_at"], "expires_at": row["expires_at"], "expired": row["expired"],
     }
+
+
+def record_part(p, result, check_mode):
+    """What the release record keeps of a successful call."""
+    base = {"name": p["name"], "table": "%s.%s" % (p["lock_schema"], p["lock_table"]),
+            "lock_schema": p["lock_schema"], "lock_table": p["lock_table"]}
+    if p["state"] == "present":
+        return dict(base, holder=result.get("holder") or p["holder"], token=result.get("token"),
+                    acquired_at=result.get("acquired_at"), expires_at=result.get("expires_at"),
+                    ttl_minutes=p["ttl_minutes"], takeover=result.get("takeover"), check_mode=check_mode,
+                    message=result.get("msg"))
+    if p["state"] == "absent":
+        return {"released": bool(result.get("released")), "release_message": result.get("msg")}
+    if p["state"] == "refresh":
+        return {"expires_at": result.get("expires_at")}
+    return {}
+
+
+def refusal_part(p, row):
+    """What the release record keeps of a refusal: who holds the lock."""
+    return {"name": p["name"], "table": "%s.%s" % (p["lock_schema"], p["lock_table"]),
+            "held_by": (row or {}).get("holder_text"), "holder_found": (row or {}).get("holder"),
+            "held_since": (row or {}).get("acquired_at"), "expires_at": (row or {}).get("expires_at")}
+
+
+def same_release(p, row) -> bool:
+    """Whether the live holder is another run of this release (then the release record is that run's)."""
+    ours = (p["holder"] or {}).get("release")
+    theirs = ((row or {}).get("holder") or {}).get("release") if isinstance((row or {}).get("holder"), dict) else None
+    return bool(ours) and ours == theirs
 
 
 def run(module, lock):
@@ -217,14 +260,18 @@ def main():
         lock = ReleaseLock(conn, module.params["name"], module.params["lock_schema"], module.params["lock_table"])
         result = run(module, lock)
     except LockHeld as exc:
-        module.fail_json(msg=str(exc), **row_outputs(exc.row))
+        module.fail_json(msg=str(exc), record=refusal_part(module.params, exc.row),
+                         record_busy=same_release(module.params, exc.row), **row_outputs(exc.row))
     except DbError as exc:
-        module.fail_json(msg=scrub(str(exc), module.params))
+        # A refresh that finds the lock gone or taken over: the record belongs to whoever holds it now.
+        module.fail_json(msg=scrub(str(exc), module.params), record={},
+                         record_busy=module.params["state"] == "refresh")
     except Exception as exc:  # PyMySQL errors: name the endpoint, never the password
         module.fail_json(msg="release lock on %s failed: %s" % (endpoint(module.params),
                                                                   scrub(str(exc), module.params)))
     finally:
         conn.close()
+    result["record"] = record_part(module.params, result, module.check_mode)
     module.exit_json(changed=False, state=module.params["state"], **result)
 
 

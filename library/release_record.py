@@ -6,12 +6,13 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: release_record
-short_description: Record a release phase's status and outputs in release.json
+short_description: Read the release record, or write files kept with the release
 description:
-  - Merges one phase's C(status), C(changed), timings and outputs into
-    C(<artifacts_dir>/<version>/release.json), the durable state that phases and later runs read.
-  - Runs on the controller (C(delegate_to: localhost)). Writes are serialised with a file lock and made atomic
-    with a rename, so forks writing records of different hosts or phases never corrupt a record.
+  - Reads C(<artifacts_dir>/<version>/release.json), the durable state that phases and later runs read, or
+    writes the files kept with the release beside it. Phases record themselves with C(release_phase), not with
+    this module; I(state=present) writes one phase entry directly (the C(release_unreachable) callback uses it).
+  - Runs on the controller. Writes are serialised with a file lock and made atomic with a rename, so forks writing
+    records of different hosts or phases never corrupt a record.
   - In check mode the record goes to C(release.check.json) so a dry run never overwrites a real run's record.
   - With I(state=read) it only returns the record (and never changes anything).
   - With I(state=artifacts) it writes the I(files) kept with the release (schema snapshots, the approved plan,
@@ -23,7 +24,9 @@ description:
     starting a module process for every write.
 options:
   path:
-    description: Release directory, C(<release_artifacts_dir>/<release_version>).
+    description:
+      - Release directory, C(<release_artifacts_dir>/<release_version>).
+      - Optional on the controller, where the action plugin fills in this host's release directory.
     type: path
     required: true
   phase:
@@ -81,26 +84,41 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
-- name: Record the backup phase as done
+- name: Read the release record
   release_record:
-    path: "{{ backup_release_dir }}"
-    phase: backup
-    status: ok
-    changed: true
-    outputs:
-      path: /var/backups/app.sql.gz
-      sha256: "{{ __backup_result.sha256 }}"
-  delegate_to: localhost
+    state: read
+  register: __maintenance_record
+
+- name: Keep the report with the release
+  release_record:
+    state: artifacts
+    path: "{{ __record_read.dir }}"
+    files:
+      - name: report.md
+        content: "{{ lookup('ansible.builtin.template', 'report.md.j2') }}"
 """
 
 RETURN = r"""
 record:
-  description: The whole record after the write.
-  returned: always
+  description: The whole record (release.json) after the write, or as read.
+  returned: with I(state=present) or I(state=read)
+  type: dict
+view:
+  description: What a phase reads of earlier phases; under check mode the phases of release.check.json on top of
+    release.json.
+  returned: with I(state=read)
+  type: dict
+check_record:
+  description: release.check.json as read.
+  returned: with I(state=read) in check mode
   type: dict
 record_path:
   description: File written or read.
   returned: with I(state=present) or I(state=read)
+  type: str
+path:
+  description: The release directory.
+  returned: always
   type: str
 written:
   description: Names of the files written (or, in check mode, that would be).
@@ -108,95 +126,13 @@ written:
   type: list
 """
 
-import datetime
-import fcntl
-import json
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.dbrelease import record as rec
 
-
-def now_iso():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def load(path):
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        return {}
-
-
-def merge_phase(record, phase, status, changed, outputs, error, when):
-    """Pure: return `record` with phase `phase` updated. `started` is kept from the running entry."""
-    phases = record.setdefault("phases", {})
-    entry = dict(phases.get(phase) or {})
-    if status == "running":
-        # A new attempt: drop the outputs and error of an earlier attempt, keep its history short.
-        previous = entry
-        entry = {"started": when}
-        if previous.get("status"):
-            entry["previous_status"] = previous["status"]
-    else:
-        entry.setdefault("started", when)
-        entry["finished"] = when
-    entry["status"] = status
-    entry["changed"] = bool(changed) or (bool(entry.get("changed")) and status == "running")
-    entry.update(outputs or {})
-    if error:
-        entry["error"] = error
-    elif status != "failed":
-        entry.pop("error", None)
-    phases[phase] = entry
-    return record
-
-
-def write_bytes_atomic(path, data: bytes, mode=0o640):
-    """Write `data` to `path` through a temporary file in the same directory, flushed, then renamed."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".release.", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_atomic(path, data):
-    write_bytes_atomic(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
-
-
-def write_artifacts(directory, files, check_mode):
-    """Write each of `files` ({name, content, force}) into `directory`; returns the names written."""
-    for item in files:
-        name = item["name"]
-        if not name or name in (".", "..") or "/" in name:
-            raise ValueError("release_record: artifact name %r must be a plain file name" % name)
-    if not check_mode:
-        os.makedirs(directory, mode=0o750, exist_ok=True)
-    written = []
-    for item in files:
-        dest = os.path.join(directory, item["name"])
-        data = item["content"].encode("utf-8")
-        try:
-            with open(dest, "rb") as handle:
-                current = handle.read()
-        except FileNotFoundError:
-            current = None
-        if current == data or (current is not None and not item.get("force", True)):
-            continue
-        if not check_mode:
-            write_bytes_atomic(dest, data)
-        written.append(item["name"])
-    return written
+merge_phase = rec.merge_phase
+write_artifacts = rec.write_artifacts
 
 
 ARGUMENT_SPEC = dict(
@@ -222,12 +158,13 @@ def update(p, check_mode):
 
     Also called in-process by the action plugin of the same name (action_plugins/release_record.py), which runs
     it on the controller without starting a module process."""
-    name = "release.check.json" if check_mode else "release.json"
-    record_path = os.path.join(p["path"], name)
-
     if p["state"] == "read":
-        path = os.path.join(p["path"], "release.json")
-        return {"changed": False, "record": load(path), "record_path": path}
+        path = os.path.join(p["path"], rec.RECORD)
+        result = {"changed": False, "record": rec.load(path), "record_path": path, "path": p["path"],
+                  "view": rec.view(p["path"], check_mode)}
+        if check_mode:
+            result["check_record"] = rec.load(os.path.join(p["path"], rec.CHECK_RECORD))
+        return result
 
     if p["state"] == "artifacts":
         written = write_artifacts(p["path"], p["files"] or [], check_mode)
@@ -235,20 +172,10 @@ def update(p, check_mode):
 
     if p["status"] and not p["phase"]:
         raise ValueError("release_record: 'phase' is required with 'status'")
-
-    os.makedirs(p["path"], mode=0o750, exist_ok=True)
-    lock_path = os.path.join(p["path"], ".release.lock")
-    with open(lock_path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        record = load(record_path)
-        record.update(p["top"] or {})
-        record.setdefault("created", now_iso())
-        if p["phase"]:
-            merge_phase(record, p["phase"], p["status"], p["changed"], p["outputs"], p["error"], now_iso())
-        record["updated"] = now_iso()
-        write_atomic(record_path, record)
+    entries = [rec.entry(p["phase"], p["status"], p["changed"], p["outputs"], p["error"])] if p["phase"] else []
+    record, record_path = rec.write(p["path"], check_mode, entries, p["top"])
     # The record is an artifact of the run on the controller, not a change to the managed system.
-    return {"changed": False, "record": record, "record_path": record_path}
+    return {"changed": False, "record": record, "record_path": record_path, "path": p["path"]}
 
 
 def main():

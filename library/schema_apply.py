@@ -94,7 +94,8 @@ options:
     type: str
     choices: [referenced, full]
     default: referenced
-extends_documentation_fragment: []
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -104,13 +105,12 @@ attributes:
     details: before and after C(SHOW CREATE) definitions of every object the plan touches.
 author: dbrelease
 notes:
-  - Connection options as in community.mysql (login_user, login_password, login_host, login_port,
-    login_unix_socket, connect_timeout).
   - The account needs CREATE and DROP on C(<db>__dbrelease_plan_%) besides the DDL privileges on I(db).
 requirements: [PyMySQL]
 """
 
 EXAMPLES = r"""
+# The connection (login_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: Apply the release DDL
   schema_apply:
     db: arisgourmet
@@ -119,8 +119,6 @@ EXAMPLES = r"""
     environment: production
     require_approved_plan: true
     approved_plan: "{{ lookup('ansible.builtin.file', 'plans/v1.2.0/arisgourmet.json') | from_json }}"
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
   register: __schema_result
   no_log: true
 """
@@ -201,6 +199,12 @@ server:
   description: Server version and flavor.
   returned: when connected
   type: dict
+record:
+  description: What the release record keeps (phases.schema) - C(plan_sha256), C(plan), C(changes), C(applied),
+    C(failed_statement), C(files), C(lint), C(plan_gate), C(pre_sha256), C(post_sha256), C(table_sizes),
+    C(temp_schema), C(plan_seconds). Also on a refusal or a failed statement.
+  returned: always
+  type: dict
 """
 
 import hashlib
@@ -222,6 +226,7 @@ from ansible.module_utils.dbrelease.db import (
     server_info,
 )
 from ansible.module_utils.dbrelease.sqlsplit import SplitError, split_sql, summary
+from ansible.module_utils.dbrelease.units import human_bytes
 
 # Server errors that mean "this ALGORITHM/LOCK is not supported for this ALTER".
 ALGORITHM_NOT_SUPPORTED = (1845, 1846)
@@ -691,7 +696,7 @@ def run(params, check_mode=False, diff_mode=False):
         for alter in alters:
             size = before["sizes"].get(alter["table"], 0)
             alter["table_bytes"] = size
-            alter["table_size"] = ddl_lint.human_bytes(size)
+            alter["table_size"] = human_bytes(size)
             alter["rows_estimate"] = before["rows"].get(alter["table"], 0)
             alter["blocking"] = ddl_lint.blocking(alter["algorithm"], alter["lock"])
             if alter["blocking"] and size > params["large_table_bytes"] and production and \
@@ -701,7 +706,7 @@ def run(params, check_mode=False, diff_mode=False):
                                    summary(alter["statement"]),
                                    "copy" if alter["algorithm"] == "copy" else "lock",
                                    alter["table"], alter["table_size"],
-                                   ddl_lint.human_bytes(params["large_table_bytes"])))
+                                   human_bytes(params["large_table_bytes"])))
         lint["alters"] = alters
         lint["report"] = (["not idempotent: %s #%d (line %d): %s" % (f["file"], f["index"], f["line"], f["finding"])
                            for f in lint["idempotence"]] +
@@ -792,18 +797,38 @@ def run(params, check_mode=False, diff_mode=False):
             close_quietly(conn)
 
 
+RECORD_KEYS = ("plan_sha256", "plan", "changes", "applied", "failed_statement", "files", "lint", "plan_gate",
+               "pre_sha256", "post_sha256", "table_sizes", "temp_schema", "plan_seconds")
+RECORD_DEFAULTS = {"plan_sha256": "", "plan": [], "changes": [], "applied": [], "failed_statement": {}, "files": {},
+                   "lint": {}, "plan_gate": {"status": "not required"}, "pre_sha256": "", "post_sha256": "",
+                   "table_sizes": {}, "temp_schema": "", "plan_seconds": None}
+
+
+def record_part(result):
+    """What the release record keeps of the phase (every key, with its default when this run did not get there)."""
+    return {key: result.get(key, RECORD_DEFAULTS[key]) for key in RECORD_KEYS}
+
+
+def result_line(result):
+    """One line for the operator: the plan, and the lint findings."""
+    plan = ", ".join("%s %s" % (c.get("action"), c.get("object")) for c in result.get("plan") or [])
+    plan = plan or "nothing to change"
+    findings = (result.get("lint") or {}).get("report") or []
+    return "plan: %s%s" % (plan, ("; lint: " + " | ".join(findings)) if findings else "")
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_pymysql(module)
     try:
         result = run(module.params, check_mode=module.check_mode, diff_mode=module._diff)
     except SchemaFailure as exc:
-        module.fail_json(msg=scrub(exc.msg, module.params), **exc.result)
+        module.fail_json(msg=scrub(exc.msg, module.params), record=record_part(exc.result), **exc.result)
     except Exception as exc:  # a server error outside a statement (connection lost, privileges)
         module.fail_json(msg=scrub("schema_apply on %s: %s" % (endpoint(module.params), exc), module.params))
     for warning in result.pop("warnings", []):
         module.warn(warning)
-    module.exit_json(**result)
+    module.exit_json(msg=result_line(result), record=record_part(result), **result)
 
 
 if __name__ == "__main__":

@@ -44,9 +44,8 @@ options:
     description: Time limit of each count, in seconds; a count that runs out is reported as unknown.
     type: int
     default: 120
-notes:
-  - Connection options are C(login_user), C(login_password), C(login_host), C(login_port), C(login_unix_socket)
-    and C(connect_timeout), as in community.mysql.
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -55,13 +54,12 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection (login_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: Compute the reverse of the release's schema changes
   schema_reverse:
     db: shop
     pre_snapshot: "{{ lookup('ansible.builtin.file', snapshots ~ '/pre.json') | from_json }}"
     pre_sql: "{{ lookup('ansible.builtin.file', snapshots ~ '/pre.sql') }}"
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
   no_log: true
   register: __reverse
 """

@@ -123,6 +123,10 @@ failed_endpoints:
   returned: always
   type: list
   elements: str
+record:
+  description: What the release record keeps (phases.verify.smoke) - C(passed), C(failed_endpoints), C(results).
+  returned: always
+  type: dict
 """
 
 import re
@@ -237,6 +241,7 @@ def main():
                      p["timeout"]) for e in p["endpoints"]]
     failed = [r["name"] for r in results if not r["ok"]]
     outcome = dict(changed=False, results=results, passed=len(results) - len(failed), failed_endpoints=failed)
+    outcome["record"] = {"smoke": {"passed": outcome["passed"], "failed_endpoints": failed, "results": results}}
     if failed and p["fail_on_error"]:
         module.fail_json(msg="smoke test failed: " + "; ".join(
             "%s: %s after %d tries" % (r["name"], r["reason"], r["attempts"]) for r in results if not r["ok"]),

@@ -9,7 +9,7 @@ module: sql_migrate
 short_description: Apply database migrations (versioned SQL files with a history table, or the app's own tool)
 description:
   - I(driver=sql) applies versioned files C(V<version>__<description>.sql) in version order and records each in a
-    history table (default C(dbrelease_schema_history): version, description, script, checksum, installed_by,
+    history table (default C(dbrelease_schema_history) - version, description, script, checksum, installed_by,
     installed_on, execution_time_ms, success). It refuses to run when an applied file was edited (the message
     names the file), when a migration failed earlier (recorded with C(success=0)) until I(repair) is set, and when
     a pending file is older than the newest applied version unless I(out_of_order).
@@ -29,7 +29,7 @@ options:
     type: str
     required: true
   scripts:
-    description: I(driver=sql) - the versioned scripts as C({file name: content}) (read on the controller).
+    description: I(driver=sql) - the versioned scripts as C({file name - content}) (read on the controller).
     type: dict
   sql_dir:
     description: I(driver=sql) - a directory on the managed host holding the versioned scripts (instead of
@@ -80,9 +80,8 @@ options:
     description: I(driver=command) - seconds before the command is killed and the task fails.
     type: int
     default: 3600
-notes:
-  - Connection options C(login_user), C(login_password), C(login_host), C(login_port), C(login_unix_socket),
-    C(connect_timeout) as in community.mysql.
+extends_documentation_fragment:
+  - dbrelease.core.connection
 attributes:
   check_mode:
     support: full
@@ -93,6 +92,7 @@ author: dbrelease
 """
 
 EXAMPLES = r"""
+# The connection (login_*) comes from the play: module_defaults over group/dbrelease.core.db.
 - name: Run the application's migrations
   sql_migrate:
     driver: command
@@ -101,8 +101,6 @@ EXAMPLES = r"""
     chdir: /srv/app/backend
     history_table: knex_migrations
     migrations_dir: /srv/app/backend/migrations
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
   no_log: true
   register: __migrate_result
 
@@ -111,8 +109,6 @@ EXAMPLES = r"""
     driver: sql
     db_name: arisgourmet
     sql_dir: /srv/app/db/migrations
-    login_user: db_admin
-    login_password: "{{ vault_db_admin_password }}"
   no_log: true
 """
 
@@ -165,6 +161,16 @@ duration_ms:
   description: Wall time of the migrations.
   returned: always
   type: int
+msg:
+  description: What the migrations did, in one line.
+  returned: success
+  type: str
+record:
+  description: What the release record keeps (phases.migrate) - C(driver), C(applied), C(pending),
+    C(history_table), C(rc), C(duration_ms), C(missing), C(repaired), C(failed_migration), C(check_mode). Also
+    when a migration fails.
+  returned: always, once connected
+  type: dict
 """
 
 import datetime
@@ -286,8 +292,28 @@ def run_command(module, conn):
         module.fail_json(msg="the migration command %r failed (rc=%d) in %s%s; last lines: %s"
                          % (p["command"], rc, p["chdir"] or ".",
                             (", after applying %s" % ", ".join(applied)) if applied else "",
-                            mg.error_excerpt(err or out)), changed=changed, **result)
+                            mg.error_excerpt(err or out)), changed=changed,
+                         record=record_part(result, p, module.check_mode), **result)
     return dict(result, changed=changed)
+
+
+def record_part(result, params, check_mode):
+    """What the release record keeps of the migrations (also of a failed run)."""
+    history_table = result.get("history_table") or params["history_table"] or (
+        "dbrelease_schema_history" if params["driver"] == "sql" else None)
+    return {"driver": params["driver"], "applied": result.get("applied") or [], "pending": result.get("pending"),
+            "history_table": history_table, "rc": result.get("rc"),
+            "duration_ms": result.get("duration_ms"), "missing": result.get("missing") or [],
+            "repaired": result.get("repaired") or [], "failed_migration": result.get("failed_migration"),
+            "check_mode": check_mode}
+
+
+def result_line(result, check_mode):
+    pending = result.get("pending")
+    return "%s driver%s: applied %s; pending %s" % (
+        result.get("driver"), " (check mode)" if check_mode else "",
+        ", ".join(result.get("applied") or []) or "nothing",
+        (", ".join(pending) or "nothing") if pending is not None else "not listed")
 
 
 def main():
@@ -322,14 +348,16 @@ def main():
         result = run_sql(module, conn) if p["driver"] == "sql" else run_command(module, conn)
     except mg.MigrationError as exc:
         details = {k: (scrub(v, p) if isinstance(v, str) else v) for k, v in exc.details.items()}
-        module.fail_json(msg=scrub(str(exc), p), driver=p["driver"], **details)
+        module.fail_json(msg=scrub(str(exc), p), driver=p["driver"],
+                         record=record_part(details, p, module.check_mode), **details)
     except DbError as exc:
         module.fail_json(msg=scrub(str(exc), p), driver=p["driver"])
     except Exception as exc:  # PyMySQL errors: name the endpoint, never the password
         module.fail_json(msg="migrations on %s failed: %s" % (endpoint(p), scrub(str(exc), p)), driver=p["driver"])
     finally:
         conn.close()
-    module.exit_json(**result)
+    module.exit_json(msg=result_line(result, module.check_mode), record=record_part(result, p, module.check_mode),
+                     **result)
 
 
 if __name__ == "__main__":

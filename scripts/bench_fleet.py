@@ -42,7 +42,8 @@ DB = "arisgourmet"
 ADMIN_USER = "db_admin"
 DDL = ROOT / "examples/app/infra/ddls/create_distributed_tables.sql"
 TARGET_RATIO = 2.5
-PHASES = ("preflight", "lock", "maintenance", "backup", "grants", "schema", "migrate", "verify", "tag")
+# The one list of phases (vars/release.yml).
+PHASES = tuple(p["name"] for p in yaml.safe_load((ROOT / "vars/release.yml").read_text())["release_phases"])
 
 
 def load_example(box: Sandbox):

@@ -12,6 +12,23 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+# The one list of phases (vars/release.yml): every phase a full release records, in order.
+RELEASE_PHASES = yaml.safe_load((ROOT / "vars/release.yml").read_text())["release_phases"]
+PHASES = tuple(p["name"] for p in RELEASE_PHASES)
+
+
+# What every play that runs phases carries (see playbooks/*.yml): the release's fixed data and the connection of
+# the database modules, passed once per play.
+PLAY_HEADER = """\
+  vars_files: [%s/vars/release.yml]
+  module_defaults:
+    group/dbrelease.core.db: "{{ release_db_login }}"
+""" % ROOT
+# The end of a play that runs phases, as in release.yml: clean-up, report, and the stop of the failed hosts.
+FINISH = """
+- name: Finish
+  ansible.builtin.import_playbook: %s/playbooks/finish.yml
+""" % ROOT
 
 
 def write_inventory(path: Path, hosts: dict, group_vars: dict | None = None) -> Path:

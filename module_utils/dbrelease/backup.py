@@ -1,4 +1,6 @@
-"""Pure logic of the backup phase: names, commands, trailer and header parsing, manifests, checksum lines.
+"""The backup codec: names, compressors and their extensions, dump and (de)compression commands, the trailer and
+header of a dump, manifests, checksum lines. The one owner of these: the backup phase, the restore test, the
+rollback (db_restore) and its safety dump all use it.
 
 Stdlib only (it runs on target hosts). Nothing here touches the database, the disk or a process: the
 streaming engine is `backup_stream.py`, the comparison of a restored copy is `backup_compare.py`.
@@ -6,12 +8,12 @@ streaming engine is `backup_stream.py`, the comparison of a restored copy is `ba
 
 from __future__ import annotations
 
-import datetime
 import re
+
+from ansible.module_utils.dbrelease.units import human_bytes
 
 COMPRESSIONS = ("gzip", "zstd")
 EXTENSIONS = {"gzip": ".sql.gz", "zstd": ".sql.zst"}
-TRAILER_PREFIX = b"-- Dump completed"
 # A mysqldump/mariadb-dump trailer: "-- Dump completed on 2026-11-28  6:18:14" (date optional with
 # --skip-dump-date: "-- Dump completed"). It must be the last non-empty line of the dump.
 _TRAILER_RE = re.compile(rb"-- Dump completed(?: on (?P<when>[0-9: -]+?))?\s*$")
@@ -36,11 +38,6 @@ def safe_label(label: str) -> str:
     """A file-name-safe version of a release label (`v1.2.0/canonical` -> `v1.2.0_canonical`)."""
     cleaned = _SAFE_LABEL_RE.sub("_", label or "").strip("._-")
     return cleaned[:64]
-
-
-def utc_stamp(now: datetime.datetime | None = None) -> str:
-    now = now or datetime.datetime.now(datetime.UTC)
-    return now.strftime("%Y%m%dT%H%M%SZ")
 
 
 def backup_file_name(database: str, label: str, compression: str, stamp: str) -> str:
@@ -225,14 +222,6 @@ def build_manifest(*, database, file_name, compression, server, position, tables
         "tools": tools,
         "command": [arg for arg in command if not arg.startswith("--defaults-extra-file=")],
     }
-
-
-def human_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(count) < 1024 or unit == "GiB":
-            return ("%d %s" % (count, unit)) if unit == "B" else ("%.1f %s" % (count, unit))
-        count /= 1024.0
-    return "%.1f TiB" % count  # pragma: no cover
 
 
 def progress_line(status: dict) -> str:

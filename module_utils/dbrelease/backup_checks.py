@@ -10,8 +10,8 @@ import subprocess
 import tempfile
 import threading
 
-from ansible.module_utils.dbrelease import backup as plan
-from ansible.module_utils.dbrelease.backup_io import CHUNK, _Pump
+from ansible.module_utils.dbrelease import backup as codec
+from ansible.module_utils.dbrelease.backup_io import CHUNK, Pump
 
 
 def verify_file(path, compression, tools, expected_sha256=None, progress=None) -> dict:
@@ -22,7 +22,7 @@ def verify_file(path, compression, tools, expected_sha256=None, progress=None) -
     """
     digest = hashlib.sha256()
     err = tempfile.TemporaryFile()
-    proc = subprocess.Popen(plan.decompress_command(compression, tools), stdin=subprocess.PIPE,
+    proc = subprocess.Popen(codec.decompress_command(compression, tools), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=err)
     size = [0]
 
@@ -49,7 +49,7 @@ def verify_file(path, compression, tools, expected_sha256=None, progress=None) -
     broken = [False]
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    reader = _Pump(proc.stdout, None, on_chunk=(lambda n: _count(progress, n)) if progress else None)
+    reader = Pump(proc.stdout, None, on_chunk=(lambda n: _count(progress, n)) if progress else None)
     reader.run()  # in this thread
     feeder.join()
     rc = proc.wait()
@@ -70,7 +70,7 @@ def verify_file(path, compression, tools, expected_sha256=None, progress=None) -
     else:
         checks["decompress"] = {"ok": False, "msg": "%s decompression failed (exit %d): %s" % (
             compression, rc, err_text or "corrupt or truncated data")}
-    trailer = plan.trailer_line(reader.tail)
+    trailer = codec.trailer_line(reader.tail)
     if trailer:
         checks["trailer"] = {"ok": True, "msg": trailer}
     else:
@@ -99,7 +99,7 @@ def stream_checks(compression, checked, raw, stream_sha, disk_sha) -> dict:
     else:
         checks["decompress"] = {"ok": False, "msg": "%s decompression failed (exit %d): %s" % (
             compression, checked["rc"], checked["stderr"] or "corrupt data")}
-    trailer = plan.trailer_line(checked["tail"])
+    trailer = codec.trailer_line(checked["tail"])
     checks["trailer"] = ({"ok": True, "msg": trailer} if trailer else
                          {"ok": False, "msg": "the decompressed dump does not end with '-- Dump completed'"})
     return {"checks": checks}

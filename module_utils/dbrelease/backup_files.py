@@ -10,14 +10,15 @@ import json
 import os
 import time
 
-from ansible.module_utils.dbrelease import backup as plan
+from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease.backup_io import CHUNK
+from ansible.module_utils.dbrelease.clock import utc_stamp
 
 
 def read_checksum_file(path) -> str | None:
     try:
         with open(path) as handle:
-            return plan.parse_sha256_line(handle.read())[0]
+            return codec.parse_sha256_line(handle.read())[0]
     except (OSError, ValueError):
         return None
 
@@ -45,10 +46,10 @@ def remove_stale_partials(backup_dir, database, older_than_s=300) -> list[str]:
 def unused_name(backup_dir, database, label, compression):
     """(stamp, name) of a backup that does not exist yet: never overwrite a backup taken the same second."""
     while True:
-        stamp = plan.utc_stamp()
-        name = plan.backup_file_name(database, label, compression, stamp)
+        stamp = utc_stamp()
+        name = codec.backup_file_name(database, label, compression, stamp)
         if not any(os.path.lexists(os.path.join(backup_dir, n))
-                   for n in (name, plan.checksum_name(name), plan.manifest_name(name))):
+                   for n in (name, codec.checksum_name(name), codec.manifest_name(name))):
             return stamp, name
         time.sleep(1.0 - (time.time() % 1.0) + 0.01)
 
@@ -65,20 +66,20 @@ def find_backups(backup_dir, database, label=None) -> list[dict]:
     except OSError:
         return found
     for name in names:
-        if not plan.candidate_matches(name, database, label):
+        if not codec.candidate_matches(name, database, label):
             continue
         path = os.path.join(backup_dir, name)
-        if not os.path.isfile(path) or not os.path.isfile(os.path.join(backup_dir, plan.checksum_name(name))):
+        if not os.path.isfile(path) or not os.path.isfile(os.path.join(backup_dir, codec.checksum_name(name))):
             continue
         manifest = None
         try:
-            with open(os.path.join(backup_dir, plan.manifest_name(name))) as handle:
+            with open(os.path.join(backup_dir, codec.manifest_name(name))) as handle:
                 manifest = json.load(handle)
         except (OSError, ValueError):
             manifest = None
         if manifest is not None and manifest.get("database") != database:
             continue
-        found.append({"path": path, "name": name, "stamp": plan.stamp_of(name), "manifest": manifest,
+        found.append({"path": path, "name": name, "stamp": codec.stamp_of(name), "manifest": manifest,
                       "mtime": os.stat(path).st_mtime})
     found.sort(key=lambda item: (item["stamp"], item["mtime"]), reverse=True)
     return found

@@ -16,7 +16,7 @@ HEAD_BYTES = 64 * 1024
 TAIL_BYTES = 4096
 
 
-class _Pump(threading.Thread):
+class Pump(threading.Thread):
     """Copy src -> dst (or drain src when dst is None); count bytes.
 
     With `keep=True` (default) it also keeps the first HEAD_BYTES and the last TAIL_BYTES and calls
@@ -108,7 +108,7 @@ def _lower_thread_priority(increment):
         pass
 
 
-def _big_pipes(*files):
+def big_pipes(*files):
     """Grow pipes to 1 MiB (Linux): fewer wake-ups per GB moved between the dump, the compressor and us."""
     for handle in files:
         try:
@@ -117,7 +117,7 @@ def _big_pipes(*files):
             pass
 
 
-def _kill(*procs):
+def kill_process(*procs):
     for proc in procs:
         if proc is not None and proc.poll() is None:
             try:

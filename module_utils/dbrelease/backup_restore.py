@@ -14,10 +14,10 @@ import subprocess
 import tempfile
 import time
 
-from ansible.module_utils.dbrelease import backup as plan
+from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease import backup_compare as cmp
 from ansible.module_utils.dbrelease.backup import BackupError
-from ansible.module_utils.dbrelease.backup_io import CHUNK, _kill
+from ansible.module_utils.dbrelease.backup_io import CHUNK, kill_process
 from ansible.module_utils.dbrelease.db import DbError, client_option_file, connect, quote_ident, scrub
 
 EVENTS_MARKER = b"\n-- Dumping events for database '"
@@ -71,7 +71,7 @@ def restore_command(client, option_file, database, skip_binlog=True) -> list[str
 
 def restore(params, tools, path, target, skip_binlog=True) -> dict:
     """Stream `path` (decompressed, events disabled) into the existing database `target`. Raises BackupError."""
-    compression = plan.compression_of(path)
+    compression = codec.compression_of(path)
     if compression is None:
         raise BackupError("%s is neither .sql.gz nor .sql.zst" % path, check="restore")
     dec_err, cli_err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
@@ -81,7 +81,7 @@ def restore(params, tools, path, target, skip_binlog=True) -> dict:
     try:
         with client_option_file(params) as option_file:
             with open(path, "rb") as src:
-                dec = subprocess.Popen(plan.decompress_command(compression, tools), stdin=src,
+                dec = subprocess.Popen(codec.decompress_command(compression, tools), stdin=src,
                                        stdout=subprocess.PIPE, stderr=dec_err)
             cli = subprocess.Popen(restore_command(tools["client"], option_file, target, skip_binlog),
                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=cli_err)
@@ -113,7 +113,7 @@ def restore(params, tools, path, target, skip_binlog=True) -> dict:
                 path, target, cli_rc, scrub(cli_err.read().decode("utf-8", "replace").strip()[-800:], params)),
                 check="restore")
     finally:
-        _kill(dec, cli)
+        kill_process(dec, cli)
         for proc in (dec, cli):
             if proc is not None and proc.stdout is not None:
                 proc.stdout.close()
@@ -184,11 +184,3 @@ def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=T
                   live_differences=live, dropped=drop_error is None,
                   durations_s={k: round(v, 3) for k, v in durations.items()})
     return report
-
-
-def restore_only(params, tools, path, target, skip_binlog=True) -> float:
-    """Restore into an existing database (benchmarks); returns seconds."""
-    t0 = time.monotonic()
-    restore(params, tools, path, target, skip_binlog)
-    return time.monotonic() - t0
-

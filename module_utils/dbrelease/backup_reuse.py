@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 
 from ansible.module_utils.dbrelease import binlog
+from ansible.module_utils.dbrelease.clock import utc_now
 
 POLICIES = ("new", "refuse", "reuse")
 
@@ -119,5 +120,5 @@ def stamp_age_hours(stamp: str, now: datetime.datetime | None = None):
         taken = datetime.datetime.strptime(stamp or "", "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
     except ValueError:
         return None
-    now = now or datetime.datetime.now(datetime.UTC)
+    now = now or utc_now()
     return round((now - taken).total_seconds() / 3600.0, 2)

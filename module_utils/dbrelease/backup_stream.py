@@ -21,12 +21,13 @@ import subprocess
 import tempfile
 import time
 
-from ansible.module_utils.dbrelease import backup as plan
+from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease.backup import BackupError
 from ansible.module_utils.dbrelease.backup_checks import checks_message, failed_checks, stream_checks
 from ansible.module_utils.dbrelease.backup_files import remove_stale_partials, sha256_of, unused_name
-from ansible.module_utils.dbrelease.backup_io import CHUNK, _big_pipes, _kill, _Pump
+from ansible.module_utils.dbrelease.backup_io import CHUNK, Pump, big_pipes, kill_process
 from ansible.module_utils.dbrelease.db import client_binary, client_option_file, scrub
+from ansible.module_utils.dbrelease.files import write_atomic
 
 
 def find_tools() -> dict:
@@ -116,20 +117,6 @@ def _fsync_dir(path):
         os.close(fd)
 
 
-def _write_atomic(path, text, mode=0o640):
-    tmp = os.path.join(os.path.dirname(path), ".%s.tmp" % os.path.basename(path))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
-
-
 def _renice(increment):
     """A preexec_fn lowering the child's priority by `increment` (every thread it starts inherits it)."""
     def lower():
@@ -179,10 +166,10 @@ def dump_to_partial(params, cmd_dump, cmd_compress, cmd_check, partial_path, pro
                                     preexec_fn=helper)
             check = subprocess.Popen(cmd_check, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=check_err,
                                      preexec_fn=helper)
-            _big_pipes(dump.stdout, comp.stdin, comp.stdout, check.stdin, check.stdout)
-            pump = _Pump(dump.stdout, comp.stdin, keep=False, nice=helper_nice)
+            big_pipes(dump.stdout, comp.stdin, comp.stdout, check.stdin, check.stdout)
+            pump = Pump(dump.stdout, comp.stdin, keep=False, nice=helper_nice)
             pump.start()
-            reader = _Pump(check.stdout, None, nice=helper_nice)
+            reader = Pump(check.stdout, None, nice=helper_nice)
             reader.start()
             progress.set_stage("dumping")
             buf = bytearray(CHUNK)
@@ -235,7 +222,7 @@ def dump_to_partial(params, cmd_dump, cmd_compress, cmd_check, partial_path, pro
                    "stderr": check_err.read().decode("utf-8", "replace").strip()[-500:]}
         return digest.hexdigest(), progress.written, pump.count, checked
     finally:
-        _kill(dump, comp, check)
+        kill_process(dump, comp, check)
         for thread in (pump, reader):
             if thread is not None:
                 thread.join(timeout=10)
@@ -250,11 +237,11 @@ def dump_to_partial(params, cmd_dump, cmd_compress, cmd_check, partial_path, pro
 def finalize(backup_dir, final_name, partial_path, sha256, manifest) -> dict:
     """Write the .sha256 and the manifest, then rename the verified partial to its final name; fsync the dir."""
     final_path = os.path.join(backup_dir, final_name)
-    sha_path = os.path.join(backup_dir, plan.checksum_name(final_name))
-    manifest_path = os.path.join(backup_dir, plan.manifest_name(final_name))
+    sha_path = os.path.join(backup_dir, codec.checksum_name(final_name))
+    manifest_path = os.path.join(backup_dir, codec.manifest_name(final_name))
     try:
-        _write_atomic(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        _write_atomic(sha_path, plan.sha256_line(sha256, final_name))
+        write_atomic(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        write_atomic(sha_path, codec.sha256_line(sha256, final_name))
         os.link(partial_path, final_path)  # unlike rename, never replaces an existing file
         os.unlink(partial_path)
         _fsync_dir(backup_dir)
@@ -272,24 +259,24 @@ def run_dump(params, conn_info, tools, progress, *, database, backup_dir, compre
     """
     started = time.monotonic()
     stamp, final_name = unused_name(backup_dir, database, label, compression)
-    partial_path = os.path.join(backup_dir, plan.partial_name(final_name))
-    cmd_compress = plan.compress_command(compression, tools, level=level, threads=threads)
-    position_opts = plan.position_options(conn_info["server"], conn_info["log_bin"])
+    partial_path = os.path.join(backup_dir, codec.partial_name(final_name))
+    cmd_compress = codec.compress_command(compression, tools, level=level, threads=threads)
+    position_opts = codec.position_options(conn_info["server"], conn_info["log_bin"])
     remove_stale_partials(backup_dir, database)
     durations = {}
     try:
         with client_option_file(params) as option_file:
-            cmd_dump = plan.dump_command(tools["dump"], option_file, database, position_opts)
+            cmd_dump = codec.dump_command(tools["dump"], option_file, database, position_opts)
             t0 = time.monotonic()
             sha, written, raw, checked = dump_to_partial(
-                params, cmd_dump, cmd_compress, plan.decompress_command(compression, tools), partial_path, progress,
+                params, cmd_dump, cmd_compress, codec.decompress_command(compression, tools), partial_path, progress,
                 stdbuf=tools.get("stdbuf"), helper_nice=helper_nice)
             durations["dump"] = time.monotonic() - t0
         # The head and tail are those of what the file decompressed to; when that is the whole dump (the
         # decompressor succeeded and gave back every byte dumped), a missing trailer is the dump's own fault.
         # Otherwise the checks below name the decompression failure.
         head, tail = checked["head"], checked["tail"]
-        if checked["rc"] == 0 and checked["bytes"] == raw and not plan.trailer_line(tail):
+        if checked["rc"] == 0 and checked["bytes"] == raw and not codec.trailer_line(tail):
             raise BackupError("the dump of %s ended without its '-- Dump completed' trailer although %s exited 0"
                               % (database, os.path.basename(tools["dump"])), check="trailer")
         progress.set_stage("verifying")
@@ -300,8 +287,8 @@ def run_dump(params, conn_info, tools, progress, *, database, backup_dir, compre
             raise BackupError(checks_message(partial_path, report), check=",".join(failed_checks(report)))
         progress.set_stage("publishing")
         durations["total"] = time.monotonic() - started
-        position = plan.parse_position(head.decode("utf-8", "replace") + "\n" + tail.decode("utf-8", "replace"))
-        manifest = plan.build_manifest(
+        position = codec.parse_position(head.decode("utf-8", "replace") + "\n" + tail.decode("utf-8", "replace"))
+        manifest = codec.build_manifest(
             database=database, file_name=final_name, compression=compression, server=conn_info["server"],
             position=position, tables=conn_info["tables"], sha256=sha, bytes_compressed=written,
             bytes_uncompressed=raw, durations=durations,

@@ -9,14 +9,17 @@ Nothing here logs or returns the text of an event: statement events and `Annotat
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import subprocess
 import tempfile
 import time
 
+from ansible.module_utils.dbrelease import backup as codec
+from ansible.module_utils.dbrelease.backup_files import sha256_of
 from ansible.module_utils.dbrelease.db import client_binary, client_option_file, quote_ident, scrub
+from ansible.module_utils.dbrelease.files import write_atomic
+from ansible.module_utils.dbrelease.units import human_bytes
 
 SEQUENCE_RE = re.compile(r"\.(\d+)$")
 _TABLE_MAP_RE = re.compile(r"^table_id: (\d+) \((.*)\)$")
@@ -363,19 +366,10 @@ def writes_summary(tally: dict) -> str:
     """One line for people: `12 transactions (340 row events, 0 statements) on shop, 1.2 MiB of binary log`."""
     text = "%d transaction(s) (%d row event(s), %d statement(s)) on the database, %s of binary log in all" % (
         tally.get("transactions", 0), tally.get("row_events", 0), tally.get("statement_events", 0),
-        _bytes(tally.get("bytes", 0)))
+        human_bytes(tally.get("bytes", 0)))
     if not tally.get("complete", True):
         text += " (at least: the count stopped at its time budget)"
     return text
-
-
-def _bytes(count) -> str:
-    count = float(count or 0)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return ("%d %s" % (count, unit)) if unit == "B" else ("%.1f %s" % (count, unit))
-        count /= 1024.0
-    return "%.1f GiB" % count  # pragma: no cover
 
 
 # -- fetching binary log files --------------------------------------------------------------------------------------
@@ -390,14 +384,6 @@ def fetch_command(binary: str, option_file: str, directory: str, files) -> list:
     file (first argument): no read access to the server's data directory is needed, only REPLICATION SLAVE."""
     return [binary, "--defaults-extra-file=%s" % option_file, "--read-from-remote-server", "--raw",
             "--result-file=%s%s" % (directory.rstrip("/"), "/")] + list(files)
-
-
-def sha256_of(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def parse_check(binary: str, path: str) -> str | None:
@@ -442,9 +428,7 @@ def fetch(params, flavor: str, files, directory: str, expected_sizes=None) -> li
             os.chmod(part, 0o640)
             final = os.path.join(directory, name)
             os.replace(part, final)
-            with open(final + ".sha256", "w") as handle:
-                handle.write("%s  %s\n" % (digest, name))
-            os.chmod(final + ".sha256", 0o640)
+            write_atomic(final + ".sha256", codec.sha256_line(digest, name))
             out.append({"file": name, "path": final, "sha256": digest, "bytes": size})
         return out
     finally:

@@ -507,12 +507,3 @@ def statement_algorithm_by_rules(sql: str, flavor: str, version) -> str:
 def blocking(algorithm: str, lock: str = None) -> bool:
     """An ALTER blocks writers when it copies the table, or runs in place but cannot allow concurrent DML."""
     return algorithm == "copy" or (algorithm == "inplace" and lock not in (None, "none"))
-
-
-def human_bytes(n: int) -> str:
-    value = float(n or 0)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return ("%d %s" % (value, unit)) if unit == "B" else ("%.1f %s" % (value, unit))
-        value /= 1024
-    return "%d B" % n

@@ -27,9 +27,7 @@ but only after checking every privilege the dump needs, and it refuses with the 
 
 from __future__ import annotations
 
-import datetime
 import json
-import os
 import re
 import secrets
 import subprocess
@@ -41,7 +39,9 @@ from ansible.module_utils.dbrelease import backup_compare as compare
 from ansible.module_utils.dbrelease import grants as grants_parser
 from ansible.module_utils.dbrelease.backup_restore import EventDisabler
 from ansible.module_utils.dbrelease.binlog import redact_values
+from ansible.module_utils.dbrelease.clock import utc_now_iso
 from ansible.module_utils.dbrelease.db import client_option_file, quote_ident, scrub
+from ansible.module_utils.dbrelease.files import write_atomic
 
 CHUNK = 1 << 20
 STAGING_INFIX = "__dbrelease_rollback_"
@@ -623,21 +623,12 @@ class Journal:
         self.data = dict(head, steps=[])
 
     def step(self, name: str, **details) -> None:
-        self.data["steps"].append(dict(details, step=name, at=utc_now()))
+        self.data["steps"].append(dict(details, step=name, at=utc_now_iso()))
         self.write()
 
     def write(self) -> None:
-        if not self.path:
-            return
-        tmp = "%s.tmp" % self.path
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(self.data, handle, indent=1, sort_keys=True, default=str)
-        os.replace(tmp, self.path)
-
-
-def utc_now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if self.path:
+            write_atomic(self.path, json.dumps(self.data, indent=1, sort_keys=True, default=str) + "\n")
 
 
 # -- the swap ------------------------------------------------------------------------------------------------------

@@ -122,15 +122,6 @@ def split_sql(text: str, file: str = "<string>"):
     return statements
 
 
-def split_files(paths):
-    """Statements of several files, in order; each file's statements are numbered from 1."""
-    result = []
-    for path in paths:
-        with open(path, encoding="utf-8") as handle:
-            result.extend(split_sql(handle.read(), file=path))
-    return result
-
-
 def summary(statement, width=80) -> str:
     """`file #n (line L): first words of the statement...` for messages."""
     text = " ".join(statement["sql"].split())

@@ -21,7 +21,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import ADMIN_PASSWORD, ADMIN_USER, login_params
 from helpers import local_host_vars, recap, run_playbook, write_inventory
 
@@ -222,7 +221,7 @@ def test_verify_catches_a_dump_cut_short_even_with_a_matching_checksum(dumped):
 
 # -- restore test ---------------------------------------------------------------------------------------------
 def test_restore_test_matches_every_object_and_row_and_drops_the_copy(mariadb, app_db, dumped):
-    result = run_module("backup_restore_test", dict(login_params(mariadb), path=dumped["path"], database=app_db))
+    result = run_module("backup_restore_check", dict(login_params(mariadb), path=dumped["path"], database=app_db))
     assert not result.get("failed"), result.get("msg")
     assert result["ok"] and result["problems"] == [] and result["changed"] is False
     assert result["objects"] == {"tables": 6, "views": 2, "routines": 1, "triggers": 1, "events": 1}
@@ -240,7 +239,7 @@ def test_restore_test_catches_a_dump_that_lacks_a_table(mariadb, app_db, dumped)
     rewrite_backup(dumped["path"], drop_products)
     verify = run_module("backup_verify", {"path": dumped["path"]})
     assert verify["checks"]["checksum"] and verify["checks"]["trailer"]  # only the restore test can see it
-    result = run_module("backup_restore_test", dict(login_params(mariadb), path=dumped["path"], database=app_db))
+    result = run_module("backup_restore_check", dict(login_params(mariadb), path=dumped["path"], database=app_db))
     assert result["failed"] and result["check"] == "compare"
     assert "table products is missing from the restored copy" in result["msg"]
     assert throwaway_databases(mariadb) == []
@@ -249,17 +248,17 @@ def test_restore_test_catches_a_dump_that_lacks_a_table(mariadb, app_db, dumped)
 def test_restore_test_catches_a_row_count_difference_when_exact(mariadb, app_db, dumped):
     mariadb.sql("INSERT INTO products (sku, title, price_cents) VALUES ('late-sku', 'after the dump', 1)",
                 database=app_db)
-    exact = run_module("backup_restore_test", dict(login_params(mariadb), path=dumped["path"], database=app_db))
+    exact = run_module("backup_restore_check", dict(login_params(mariadb), path=dumped["path"], database=app_db))
     assert exact["failed"] and re.search(r"table products has \d+ rows in the restored copy but \d+ in the source",
                                          exact["msg"])
-    live = run_module("backup_restore_test", dict(login_params(mariadb), path=dumped["path"], database=app_db,
+    live = run_module("backup_restore_check", dict(login_params(mariadb), path=dumped["path"], database=app_db,
                                                   exact_counts=False))
     assert not live.get("failed") and live["live_differences"]["products"]["difference"] == 1
 
 
 def test_restore_test_drops_the_copy_when_the_restore_itself_fails(mariadb, app_db, dumped):
     rewrite_backup(dumped["path"], lambda sql: sql.replace(b"INSERT INTO `orders`", b"INSERT INTO `orders` oops", 1))
-    result = run_module("backup_restore_test", dict(login_params(mariadb), path=dumped["path"], database=app_db))
+    result = run_module("backup_restore_check", dict(login_params(mariadb), path=dumped["path"], database=app_db))
     assert result["failed"] and result["check"] == "restore" and "restore check failed" in result["msg"]
     assert "ERROR 1064" in result["msg"] and ADMIN_PASSWORD not in result["msg"]
     assert throwaway_databases(mariadb) == []
@@ -310,18 +309,13 @@ def test_backup_phase_check_mode_creates_no_file(mariadb, app_db, tmp_path):
     assert files_in(backup_dir) == []
 
 
-def test_recent_tasks_set_the_fact_preflight_records(mariadb, app_db, dumped, tmp_path):
-    playbook = tmp_path / "recent.yml"
-    playbook.write_text(yaml.safe_dump([{"hosts": "databases", "gather_facts": False, "tasks": [
-        {"name": "Check for a recent valid backup",
-         "ansible.builtin.import_role": {"name": "backup", "tasks_from": "recent"}},
-        {"name": "Save it", "ansible.builtin.copy": {"content": "{{ __backup_recent | to_json }}",
-                                                     "dest": str(tmp_path / "recent.json"), "mode": "0600"}}]}]))
-    inventory = backup_inventory(tmp_path, mariadb, app_db, tmp_path / "backups")
-    out = run_playbook(str(playbook), inventory)
+def test_preflight_records_the_recent_valid_backup(mariadb, app_db, dumped, tmp_path):
+    inventory = backup_inventory(tmp_path, mariadb, app_db, Path(dumped["path"]).parent)
+    out = run_playbook("playbooks/preflight.yml", inventory)
     assert recap(out.stdout)["db1"]["failed"] == 0, out.stdout[-3000:]
-    recent = json.loads((tmp_path / "recent.json").read_text())
+    recent = record(tmp_path)["phases"]["preflight"]["backup_recent"]
     assert recent["path"] == dumped["path"] and recent["valid"] is True and recent["recent"] is True
+    assert "Recent valid backup: %s" % dumped["path"] in out.stdout
 
 
 @contextlib.contextmanager

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 from conftest import ADMIN_PASSWORD, ADMIN_USER, ROOT, short_tmpdir
-from helpers import VENV_BIN, local_host_vars, recap, run_playbook, write_inventory
+from helpers import FINISH, PLAY_HEADER, VENV_BIN, local_host_vars, recap, run_playbook, write_inventory
 
 PLAYBOOK = """\
 - name: Hold the release lock, migrate, release it
   hosts: databases
   gather_facts: false
+""" + PLAY_HEADER + """\
   tasks:
     - name: Take the release lock
       ansible.builtin.import_role:
@@ -26,10 +27,6 @@ PLAYBOOK = """\
         seconds: "{{ hold_seconds | int }}"
       when:
         - hold_seconds | int > 0
-    - name: Refresh it, as each phase does
-      ansible.builtin.import_role:
-        name: lock
-        tasks_from: heartbeat
     - name: Run the migrations
       ansible.builtin.import_role:
         name: migrate
@@ -37,7 +34,7 @@ PLAYBOOK = """\
       ansible.builtin.import_role:
         name: lock
         tasks_from: release
-"""
+""" + FINISH
 
 
 class Setup:

@@ -54,17 +54,22 @@ class Endpoint:
 
 
 def release_playbook(tmp_path: Path) -> Path:
-    """maintenance on -> a phase that fails when asked (with the project's failure path) -> finish."""
+    """maintenance on -> a phase that fails when asked (with the phase mechanism) -> finish, as release.yml runs
+    them (release_goes_on: the phase playbooks leave the clean-up to the finish play)."""
     path = tmp_path / "release.yml"
     path.write_text(yaml.safe_dump([
-        {"name": "Maintenance on", "ansible.builtin.import_playbook": str(ROOT / "playbooks/maintenance_on.yml")},
-        {"name": "A phase", "hosts": "databases", "gather_facts": False, "tags": ["schema"], "tasks": [{
-            "name": "Run the schema phase",
-            "block": [{"name": "Apply the DDL", "ansible.builtin.fail": {"msg": "the DDL broke at statement 3"},
-                       "when": "fail_phase | default(false) | bool"}],
-            "rescue": [{"name": "Record the schema phase as failed",
-                        "ansible.builtin.import_role": {"name": "record", "tasks_from": "failed"},
-                        "vars": {"record_phase": "schema"}}]}]},
+        {"name": "Maintenance on", "ansible.builtin.import_playbook": str(ROOT / "playbooks/maintenance_on.yml"),
+         "vars": {"release_goes_on": True}},
+        {"name": "A phase", "hosts": "{{ release_hosts | default('databases') | release_phase_hosts }}",
+         "gather_facts": False, "tags": ["schema"], "tasks": [{
+             "name": "Run the schema phase",
+             "block": [{"name": "Start the schema phase", "release_phase": {"phase": "schema"}},
+                       {"name": "Apply the DDL", "ansible.builtin.fail": {"msg": "the DDL broke at statement 3"},
+                        "when": "fail_phase | default(false) | bool"},
+                       {"name": "Finish the schema phase", "release_phase": {"phase": "schema", "status": "ok"}}],
+             "rescue": [{"name": "Record why the schema phase failed",
+                         "release_phase": {"phase": "schema", "status": "failed"}},
+                        {"name": "Stop this play here", "ansible.builtin.meta": "end_host"}]}]},
         {"name": "Finish", "ansible.builtin.import_playbook": str(ROOT / "playbooks/finish.yml")},
     ], sort_keys=False))
     return path

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ADMIN_PASSWORD, ADMIN_USER, short_tmpdir
-from helpers import local_host_vars, recap, run_playbook, write_inventory
+from helpers import FINISH, PLAY_HEADER, local_host_vars, recap, run_playbook, write_inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "app"
@@ -23,6 +23,7 @@ PLAYBOOK = """\
 - name: Migrate under the release lock
   hosts: databases
   gather_facts: false
+""" + PLAY_HEADER + """\
   tasks:
     - name: Take the release lock
       ansible.builtin.import_role:
@@ -34,7 +35,7 @@ PLAYBOOK = """\
       ansible.builtin.import_role:
         name: lock
         tasks_from: release
-"""
+""" + FINISH
 
 
 def load_example(box, dbname):

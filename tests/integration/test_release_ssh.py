@@ -28,7 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import topology  # noqa: E402
-from helpers import recap, run_playbook  # noqa: E402
+
+# Every phase a full release records, in order (maintenance is skipped by design: maintenance_enabled is false for
+# the example app, which has no maintenance endpoint running here).
+from helpers import PHASES, recap, run_playbook  # noqa: E402
 from topology import running_topology  # noqa: E402
 
 pytestmark = pytest.mark.skipif(topology.available() is not None, reason=str(topology.available()))
@@ -36,10 +39,6 @@ pytestmark = pytest.mark.skipif(topology.available() is not None, reason=str(top
 VERSION = "v1.2.0-ssh"
 DB_HOSTS, VAULT = ("db1", "db2"), "vault1"
 DATABASE = "arisgourmet"
-# Every phase a full release records, in order; maintenance is skipped by design (maintenance_enabled is false
-# for the example app, which has no maintenance endpoint running here).
-PHASES = ("preflight", "lock", "maintenance", "backup", "grants", "verify_baseline", "schema", "migrate", "verify",
-          "tag")
 
 
 class CommandLineWatch(threading.Thread):

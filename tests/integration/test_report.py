@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from helpers import run_playbook
+from helpers import ROOT, run_playbook
 
 VERSION = "v1.2.0-canonical-schema"
 NUMBERS = {"outbox": {"present": True, "counts": {"pending": 3, "delivered": 1200, "failed": 1, "dead": 0},
@@ -38,8 +38,9 @@ def write_record(tmp_path: Path, phases: dict, name="release.json") -> Path:
 
 def render(tmp_path: Path, check=False, env=None):
     playbook = tmp_path / "report.yml"
-    playbook.write_text(yaml.safe_dump([{"name": "Report", "hosts": "databases", "gather_facts": False, "tasks": [
-        {"name": "Write the report", "ansible.builtin.import_role": {"name": "record", "tasks_from": "finish"}}]}]))
+    playbook.write_text(yaml.safe_dump([{"name": "Report", "hosts": "databases", "gather_facts": False,
+                                         "vars_files": [str(ROOT / "vars/release.yml")], "tasks": [
+        {"name": "Write the report", "ansible.builtin.import_role": {"name": "record", "tasks_from": "report"}}]}]))
     inv = tmp_path / "inventories" / "staging" / "hosts.yml"
     inv.parent.mkdir(parents=True, exist_ok=True)
     inv.write_text(yaml.safe_dump({"all": {"children": {"databases": {"hosts": {"db1": {

@@ -9,7 +9,7 @@ import pytest
 from ansible.module_utils.dbrelease import schema
 from ansible.module_utils.dbrelease.sqlsplit import split_sql
 from conftest import ADMIN_PASSWORD, ADMIN_USER, ROOT
-from helpers import local_host_vars, recap, run_playbook, write_inventory
+from helpers import FINISH, PLAY_HEADER, local_host_vars, recap, run_playbook, write_inventory
 
 VERSION = "v0.0.1-schema-test"
 EXAMPLE_DDL = ROOT / "examples/app/infra/ddls/create_distributed_tables.sql"
@@ -20,9 +20,10 @@ PLAYBOOK = """
   hosts: databases
   gather_facts: false
   tags: [schema]
+""" + PLAY_HEADER + """\
   roles:
     - role: schema
-"""
+""" + FINISH
 
 
 def load_pre_release(box, db):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ADMIN_PASSWORD, ADMIN_USER, ROOT, short_tmpdir
-from helpers import VENV_BIN, local_host_vars, run_playbook, write_inventory
+from helpers import FINISH, PLAY_HEADER, VENV_BIN, local_host_vars, run_playbook, write_inventory
 from test_verify_outbox_stats import add_events, add_tokens, create_app_tables
 
 VERSION = "v0.0.1-verify-test"
@@ -26,12 +26,13 @@ BASELINE_PLAYBOOK = """
   hosts: databases
   gather_facts: false
   tags: [schema]
+""" + PLAY_HEADER + """\
   tasks:
     - name: Capture the outbox health baseline before any schema change
       ansible.builtin.import_role:
         name: verify
         tasks_from: baseline
-"""
+""" + FINISH
 
 
 def free_port():

@@ -6,7 +6,7 @@ import hashlib
 import json
 
 import pytest
-from backup_retention import classify, plan
+from backup_retention import choose, classify
 
 DB = "app"
 
@@ -30,7 +30,7 @@ def _names(*stamps):
         ([], 3, [], [], [], [], []),
     ],
 )
-def test_plan_keeps_the_newest_n_that_prove_their_checksum(stamps, keep, protect, bad, kept, deleted, corrupt):
+def test_choose_keeps_the_newest_n_that_prove_their_checksum(stamps, keep, protect, bad, kept, deleted, corrupt):
     verified = _names(*stamps)
 
     def hasher(path):
@@ -38,15 +38,15 @@ def test_plan_keeps_the_newest_n_that_prove_their_checksum(stamps, keep, protect
         return "wrong" if stamp in bad else "h%s" % stamp
 
     name = "app_v_%s.sql.gz"
-    got = plan("/d", verified, keep, {name % p for p in protect}, True, hasher=hasher)
+    got = choose("/d", verified, keep, {name % p for p in protect}, True, hasher=hasher)
     assert got == ([name % s for s in kept], [name % s for s in deleted], [name % s for s in corrupt])
 
 
-def test_plan_without_verification_never_reads_files():
+def test_choose_without_verification_never_reads_files():
     def hasher(path):
         raise AssertionError("must not hash")
 
-    kept, deleted, _ = plan("/d", _names("2", "1"), 1, set(), False, hasher=hasher)
+    kept, deleted, _ = choose("/d", _names("2", "1"), 1, set(), False, hasher=hasher)
     assert kept == ["app_v_2.sql.gz"] and deleted == ["app_v_1.sql.gz"]
 
 

@@ -27,7 +27,7 @@ def _nice_of(pid, tid=None) -> int:
 def test_pump_without_keep_moves_every_byte_pipe_to_pipe_with_splice():
     src = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     sink = subprocess.Popen(["sha256sum"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    pump = backup_io._Pump(src.stdout, sink.stdin, keep=False)
+    pump = backup_io.Pump(src.stdout, sink.stdin, keep=False)
     pump.start()
     feeder = threading.Thread(target=lambda: (src.stdin.write(PAYLOAD), src.stdin.close()))
     feeder.start()
@@ -47,7 +47,7 @@ def test_reader_keeps_head_and_tail_across_a_short_last_read():
     data = PAYLOAD + b"-- Dump completed on 2026-11-30 12:00:00\n"
     proc = subprocess.Popen(["sh", "-c", "head -c %d; sleep 0.2; cat" % (len(data) - 10)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE)
-    reader = backup_io._Pump(proc.stdout, None)
+    reader = backup_io.Pump(proc.stdout, None)
     reader.start()
     proc.stdin.write(data)
     proc.stdin.close()
@@ -62,7 +62,7 @@ def test_pump_whose_reader_died_marks_it_broken_and_drains_the_writer():
     src = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     dead = subprocess.Popen(["true"], stdin=subprocess.PIPE)
     dead.wait()
-    pump = backup_io._Pump(src.stdout, dead.stdin, keep=False)
+    pump = backup_io.Pump(src.stdout, dead.stdin, keep=False)
     pump.start()
     src.stdin.write(PAYLOAD * 4)  # more than the pipes hold: blocks forever unless the pump drains
     src.stdin.close()

@@ -8,9 +8,9 @@ import threading
 import time
 
 import pytest
-from ansible.module_utils.dbrelease import backup as plan
+from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease import backup_compare as cmp
-from ansible.module_utils.dbrelease import backup_job
+from ansible.module_utils.dbrelease import backup_job, clock
 from ansible.module_utils.dbrelease.backup_restore import EventDisabler, restore_command
 
 TOOLS = {"pigz": "/usr/bin/pigz", "gzip": "/bin/gzip", "zstd": "/usr/bin/zstd"}
@@ -23,23 +23,23 @@ TOOLS = {"pigz": "/usr/bin/pigz", "gzip": "/bin/gzip", "zstd": "/usr/bin/zstd"}
     ("shop", "///", "gzip", "shop_20261128T061814Z.sql.gz"),
 ])
 def test_backup_file_name_is_db_label_stamp_with_the_compression_extension(db, label, comp, expected):
-    assert plan.backup_file_name(db, label, comp, "20261128T061814Z") == expected
+    assert codec.backup_file_name(db, label, comp, "20261128T061814Z") == expected
 
 
 def test_backup_file_name_rejects_an_unknown_compression():
     with pytest.raises(ValueError, match="unknown compression"):
-        plan.backup_file_name("shop", "v1", "bzip2", "20261128T061814Z")
+        codec.backup_file_name("shop", "v1", "bzip2", "20261128T061814Z")
 
 
 def test_partial_name_is_hidden_and_never_ends_like_a_backup():
-    name = plan.partial_name("shop_v1_20261128T061814Z.sql.gz")
+    name = codec.partial_name("shop_v1_20261128T061814Z.sql.gz")
     assert name.startswith(".") and name.endswith(".partial")
-    assert plan.compression_of(name) is None
+    assert codec.compression_of(name) is None
 
 
 def test_utc_stamp_is_sortable_utc():
     when = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
-    assert plan.utc_stamp(when) == "20260102T030405Z"
+    assert clock.utc_stamp(when) == "20260102T030405Z"
 
 
 @pytest.mark.parametrize("name,db,label,expected", [
@@ -54,7 +54,7 @@ def test_utc_stamp_is_sortable_utc():
     ("shop_20261128T061814Z.sql.gz", "shop", "", True),
 ])
 def test_candidate_matches_only_published_backups_of_the_database(name, db, label, expected):
-    assert plan.candidate_matches(name, db, label) is expected
+    assert codec.candidate_matches(name, db, label) is expected
 
 
 @pytest.mark.parametrize("server,log_bin,expected", [
@@ -65,11 +65,11 @@ def test_candidate_matches_only_published_backups_of_the_database(name, db, labe
     ({"flavor": "mariadb", "version_tuple": [10, 11, 6]}, False, []),
 ])
 def test_position_options_follow_the_server_flavour_and_version(server, log_bin, expected):
-    assert plan.position_options(server, log_bin) == expected
+    assert codec.position_options(server, log_bin) == expected
 
 
 def test_dump_command_has_the_option_file_first_and_no_databases_flag():
-    cmd = plan.dump_command("/usr/bin/mariadb-dump", "/tmp/x/client.cnf", "shop", ["--master-data=2"])
+    cmd = codec.dump_command("/usr/bin/mariadb-dump", "/tmp/x/client.cnf", "shop", ["--master-data=2"])
     assert cmd[1] == "--defaults-extra-file=/tmp/x/client.cnf"
     assert cmd[-1] == "shop"
     for flag in ("--single-transaction", "--routines", "--events", "--triggers", "--master-data=2"):
@@ -81,7 +81,7 @@ def test_dump_command_has_the_option_file_first_and_no_databases_flag():
 @pytest.mark.parametrize("bad", ["", "-e", "--all-databases"])
 def test_dump_command_refuses_a_database_name_that_reads_as_an_option(bad):
     with pytest.raises(ValueError):
-        plan.dump_command("/usr/bin/mariadb-dump", "/tmp/x.cnf", bad, [])
+        codec.dump_command("/usr/bin/mariadb-dump", "/tmp/x.cnf", bad, [])
 
 
 ISAL = dict(TOOLS, igzip="/usr/bin/igzip")
@@ -99,14 +99,14 @@ ISAL = dict(TOOLS, igzip="/usr/bin/igzip")
     ("zstd", TOOLS, 19, 1, ["/usr/bin/zstd", "-c", "-q", "-T1", "-19"]),
 ])
 def test_compress_command_prefers_igzip_then_pigz_and_runs_zstd_threaded(comp, tools, level, threads, expected):
-    assert plan.compress_command(comp, tools, level, threads) == expected
+    assert codec.compress_command(comp, tools, level, threads) == expected
 
 
 @pytest.mark.parametrize("tools,expected", [
     (ISAL, "/usr/bin/igzip"), (TOOLS, "/usr/bin/pigz"), ({"gzip": "/bin/gzip"}, "/bin/gzip"),
 ])
 def test_any_gzip_tool_reads_a_gz_backup_the_fastest_first(tools, expected):
-    assert plan.decompress_command("gzip", tools) == [expected, "-dc"]
+    assert codec.decompress_command("gzip", tools) == [expected, "-dc"]
 
 
 @pytest.mark.parametrize("comp,tools,words", [
@@ -114,8 +114,8 @@ def test_any_gzip_tool_reads_a_gz_backup_the_fastest_first(tools, expected):
     ("gzip", {}, "none of igzip, pigz or gzip"),
 ])
 def test_compress_command_names_the_missing_tool(comp, tools, words):
-    with pytest.raises(plan.BackupError, match=words):
-        plan.compress_command(comp, tools)
+    with pytest.raises(codec.BackupError, match=words):
+        codec.compress_command(comp, tools)
 
 
 @pytest.mark.parametrize("tail,expected", [
@@ -127,7 +127,7 @@ def test_compress_command_names_the_missing_tool(comp, tools, words):
     (b"-- Dump completed on 2026-11-28 garbage\n", None),
 ])
 def test_trailer_line_is_found_only_as_the_last_line(tail, expected):
-    assert plan.trailer_line(tail) == expected
+    assert codec.trailer_line(tail) == expected
 
 
 @pytest.mark.parametrize("head,expected", [
@@ -140,25 +140,25 @@ def test_trailer_line_is_found_only_as_the_last_line(tail, expected):
     ("-- MariaDB dump 10.19\n-- Host: localhost", {}),
 ])
 def test_parse_position_reads_binlog_file_position_and_gtid(head, expected):
-    assert plan.parse_position(head) == expected
+    assert codec.parse_position(head) == expected
 
 
 def test_sha256_line_round_trips_in_sha256sum_format():
     digest = "a" * 64
-    line = plan.sha256_line(digest, "shop.sql.gz")
+    line = codec.sha256_line(digest, "shop.sql.gz")
     assert line == digest + "  shop.sql.gz\n"
-    assert plan.parse_sha256_line(line) == (digest, "shop.sql.gz")
-    assert plan.parse_sha256_line(("B" * 64) + " *x.sql.gz") == ("b" * 64, "x.sql.gz")
+    assert codec.parse_sha256_line(line) == (digest, "shop.sql.gz")
+    assert codec.parse_sha256_line(("B" * 64) + " *x.sql.gz") == ("b" * 64, "x.sql.gz")
 
 
 @pytest.mark.parametrize("text", ["", "abc  x.sql.gz", ("a" * 63) + "  x", "a" * 64])
 def test_parse_sha256_line_rejects_what_sha256sum_would_not_write(text):
     with pytest.raises(ValueError):
-        plan.parse_sha256_line(text)
+        codec.parse_sha256_line(text)
 
 
 def test_manifest_keeps_sizes_ratio_and_drops_the_option_file_path():
-    manifest = plan.build_manifest(
+    manifest = codec.build_manifest(
         database="shop", file_name="f.sql.gz", compression="gzip", server={"version": "10.11", "flavor": "mariadb"},
         position={}, tables=[{"name": "t"}], sha256="a" * 64, bytes_compressed=100, bytes_uncompressed=500,
         durations={"dump": 1.23456}, tools={"pigz": "pigz 2.6"}, host="db1", label="v1", created="x",
@@ -170,7 +170,7 @@ def test_manifest_keeps_sizes_ratio_and_drops_the_option_file_path():
 
 
 def test_progress_line_shows_bytes_rate_and_elapsed():
-    line = plan.progress_line({"database": "shop", "stage": "dumping", "bytes_uncompressed": 10 * 1024 * 1024,
+    line = codec.progress_line({"database": "shop", "stage": "dumping", "bytes_uncompressed": 10 * 1024 * 1024,
                                "bytes_compressed": 2 * 1024 * 1024, "elapsed_s": 5})
     assert line == "shop dumping: 10.0 MiB dumped, 2.0 MiB written, 2.0 MiB/s, 5s elapsed"
 

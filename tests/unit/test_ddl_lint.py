@@ -213,4 +213,7 @@ def test_blocking(algorithm, lock, expected):
 
 
 def test_human_bytes():
-    assert [lint.human_bytes(n) for n in (0, 1023, 1024, 5 * 1024 ** 3)] == ["0 B", "1023 B", "1.0 KiB", "5.0 GiB"]
+    from ansible.module_utils.dbrelease.units import human_bytes
+
+    assert [human_bytes(n) for n in (0, 1023, 1024, 5 * 1024 ** 3, 3 * 1024 ** 4)] == [
+        "0 B", "1023 B", "1.0 KiB", "5.0 GiB", "3.0 TiB"]

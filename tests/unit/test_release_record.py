@@ -27,10 +27,9 @@ def test_merge_phase_keeps_start_and_replaces_failed_attempts(before, status, ch
 
 
 def _run_module(args, check=False):
-    payload = {"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check)}
-    proc = subprocess.run([sys.executable, rr.__file__], input=json.dumps(payload), capture_output=True, text=True,
-                          env={"PYTHONPATH": ":".join(sys.path)})
-    return json.loads(proc.stdout)
+    from helpers import run_module
+
+    return run_module("release_record", args, check=check)
 
 
 def test_check_mode_writes_a_separate_record_and_never_the_real_one(tmp_path):
