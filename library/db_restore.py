@@ -65,8 +65,9 @@ options:
   expect:
     description:
       - What was recorded for this backup, checked on the restored copy before it is swapped in -
-        C(objects) (count per kind), C(rows) (exact row count per table) and C(checksums) (per table, as
-        computed by this module's checksum).
+        C(objects) (count per kind), C(rows) (exact row count per table, or the restore test's
+        C({table: {source, restored}})) and C(checksums) (per table, as computed by this module's checksum). The
+        backup phase's C(restore_test) record can be given as it is.
     type: dict
     default: {}
   checksums:
@@ -741,6 +742,7 @@ def main():
     require_pymysql(module)
     if client_binary("mariadb", "mysql") is None:
         module.fail_json(msg="the mariadb (or mysql) client is not installed on this host")
+    module.params["expect"] = rr.expectations(module.params["expect"])
     try:
         result = restore(module, module.params)
     except RestoreError as exc:
@@ -761,7 +763,7 @@ def with_record(result, check_mode):
     result["record"].update(restored_from=result["path"], verified={
         key: verified.get(key) for key in ("objects", "tables_checksummed", "rows", "expected", "problems")})
     if check_mode:
-        result["msg"] = "Would %s" % result["plan"]
+        result["msg"] = "Would restore %s: %s" % (result["database"], result["plan"])
     else:
         result["msg"] = "Restored %s from %s (sha256 verified, %s bytes, %s) in %ss%s%s." % (
             result["database"], result["path"], result["bytes"],

@@ -202,7 +202,7 @@ server:
 record:
   description: What the release record keeps (phases.schema) - C(plan_sha256), C(plan), C(changes), C(applied),
     C(failed_statement), C(files), C(lint), C(plan_gate), C(pre_sha256), C(post_sha256), C(table_sizes),
-    C(temp_schema), C(plan_seconds). Also on a refusal or a failed statement.
+    C(temp_schema), C(plan_seconds), C(binlog_before_ddl). Also on a refusal or a failed statement.
   returned: always
   type: dict
 """
@@ -798,10 +798,10 @@ def run(params, check_mode=False, diff_mode=False):
 
 
 RECORD_KEYS = ("plan_sha256", "plan", "changes", "applied", "failed_statement", "files", "lint", "plan_gate",
-               "pre_sha256", "post_sha256", "table_sizes", "temp_schema", "plan_seconds")
+               "pre_sha256", "post_sha256", "table_sizes", "temp_schema", "plan_seconds", "binlog_before_ddl")
 RECORD_DEFAULTS = {"plan_sha256": "", "plan": [], "changes": [], "applied": [], "failed_statement": {}, "files": {},
                    "lint": {}, "plan_gate": {"status": "not required"}, "pre_sha256": "", "post_sha256": "",
-                   "table_sizes": {}, "temp_schema": "", "plan_seconds": None}
+                   "table_sizes": {}, "temp_schema": "", "plan_seconds": None, "binlog_before_ddl": {}}
 
 
 def record_part(result):

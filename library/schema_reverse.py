@@ -98,6 +98,11 @@ changes:
   description: Number of schema changes between before and now (0 - nothing to reverse).
   returned: always
   type: int
+record:
+  description: What the release record keeps - C(reverse) with C(steps), C(losses), C(not_reversed), C(lossless),
+    C(changes), C(pre_sha256) (no DDL text, no values).
+  returned: always
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -170,12 +175,18 @@ def run(module):
     if not p["count"]:
         summary["losses"].append("what is at stake was not counted (count: false)")
         summary["lossless"] = False
-    return dict(changed=False, ddl=reverse.ddl(items, excluded), changes=len(changes),
+    result = dict(changed=False, ddl=reverse.ddl(items, excluded), changes=len(changes),
                 pre_sha256=p["pre_snapshot"].get("sha256") or schema.snapshot_sha256(pre),
                 items=[{"object": i["object"], "action": i["action"], "at_stake": stakes.get(i["id"]),
                         "fits": None if not i.get("fit") else stakes.get("fit:" + i["id"]),
                         "reversed": i["id"] not in excluded and not i.get("blocked")} for i in items],
-                **summary)
+                  **summary)
+    result["record"] = {"reverse": {key: result[key] for key in ("steps", "losses", "not_reversed", "lossless",
+                                                                 "changes", "pre_sha256")}}
+    result["msg"] = "reverse of the release on %s: %d step(s), %s%s" % (
+        p["db"], len(result["steps"]), "lossless" if result["lossless"] else "not lossless",
+        (": " + "; ".join(result["losses"] + result["not_reversed"])) if not result["lossless"] else "")
+    return result
 
 
 def main():

@@ -531,6 +531,21 @@ def table_checksums(conn, schema: str, tables) -> dict:
     return out
 
 
+def expectations(recorded: dict) -> dict:
+    """What a restored copy is checked against, from what the backup phase recorded: `objects` (count per kind),
+    `rows` ({table: n}, from a restore test's `{table: {"source", "restored"}}` too), `checksums` ({table: str})."""
+    recorded = recorded or {}
+    rows = {}
+    for table, value in (recorded.get("rows") or {}).items():
+        if isinstance(value, dict):
+            value = value.get("restored", value.get("source"))
+        if value is not None:
+            rows[table] = int(value)
+    checksums = {t: v for t, v in (recorded.get("checksums") or {}).items() if isinstance(v, str) and v}
+    objects = {k: int(v) for k, v in (recorded.get("objects") or {}).items() if isinstance(v, int)}
+    return {"objects": objects, "rows": rows, "checksums": checksums}
+
+
 def verification_problems(declared: dict, snap: dict, checksums: dict, expect: dict) -> list:
     """What makes a restored copy unfit to be swapped in: objects the dump declares that are missing (or extra
     ones), and row counts or checksums that differ from what was recorded for this backup."""
