@@ -25,6 +25,8 @@ SEQUENCE_RE = re.compile(r"\.(\d+)$")
 _TABLE_MAP_RE = re.compile(r"^table_id: (\d+) \((.*)\)$")
 _ROWS_RE = re.compile(r"^table_id: (\d+)\b")
 ROW_EVENT_PREFIXES = ("Write_rows", "Update_rows", "Delete_rows")
+ACCOUNT_STATEMENTS = ("GRANT ", "REVOKE ", "CREATE USER ", "ALTER USER ", "DROP USER ", "RENAME USER ", "SET PASSWORD ",
+                      "CREATE ROLE ", "DROP ROLE ", "SET DEFAULT ROLE ")
 # Lines of mariadb-binlog's output that give a replayed transaction its original GTID and server id. Replayed on the
 # server that wrote them, they would log the same GTIDs again, out of order (a replica in gtid_strict_mode stops on
 # that); without them the replayed transactions get new GTIDs of this server, as any new write does.
@@ -298,6 +300,8 @@ class EventTally:
                 if text.upper() == "COMMIT":
                     self._close()
                 return
+            if text.upper().startswith(ACCOUNT_STATEMENTS):
+                return  # accounts and privileges: no write to the database's rows or schema
             if names_database(text, self.database):
                 self.statement_events += 1
                 if len(self.statement_positions) < 10:

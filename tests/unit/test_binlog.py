@@ -177,3 +177,11 @@ def test_the_summary_says_how_much_was_written_without_any_row_data(tally_, text
 ])
 def test_server_errors_lose_the_row_values_they_quote_and_keep_the_names(text, redacted):
     assert binlog.redact_values(text) == redacted
+
+
+def test_grants_naming_the_database_are_not_writes_to_it():
+    events = [("binlog.000002", 4, "Gtid", 1, 40, "GTID 0-1-9"),
+              ("binlog.000002", 40, "Query", 1, 90, "GRANT SELECT ON `a`.* TO `app`@`%`"),
+              ("binlog.000002", 90, "Gtid", 1, 130, "GTID 0-1-10"),
+              ("binlog.000002", 130, "Query", 1, 200, "REVOKE INSERT ON a.t FROM `app`@`%`")]
+    assert tally(events, "a")["transactions"] == 0
