@@ -12,6 +12,7 @@ from conftest import ADMIN_PASSWORD, ADMIN_USER, login_params, short_tmpdir
 from dbstate import dump_db, run_sql, schema_state
 from helpers import run_module
 from sandbox_db import Sandbox
+from test_rollback import ProcessWatcher
 
 SCHEMA = """
 CREATE TABLE customers (id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(50) NOT NULL, credit DECIMAL(8,2) DEFAULT 0);
@@ -148,7 +149,16 @@ def test_archived_binlogs_are_verified_and_serve_a_pitr_after_the_server_purged_
         args = dict(login_params(box), since=backup["position"], dest_dir=str(archive), rotate=True)
         planned = run_module("binlog_archive", args, check=True)
         assert planned["changed"] and not archive.exists()
-        first = run_module("binlog_archive", args)
+        watcher = ProcessWatcher()
+        watcher.start()
+        try:
+            first = run_module("binlog_archive", args)
+        finally:
+            watcher.stop.set()
+            watcher.join()
+        fetches = [cmd for cmd in watcher.seen if "mariadb-binlog" in cmd and "--raw" in cmd]
+        assert fetches and not [cmd for cmd in watcher.seen if ADMIN_PASSWORD in cmd]
+        assert all("--defaults-extra-file=" in cmd for cmd in fetches)
         assert first["changed"] and first["files"] and all(f["copied"] for f in first["files"])
         for item in first["files"]:
             assert (archive / (item["file"] + ".sha256")).read_text().split()[0] == item["sha256"]

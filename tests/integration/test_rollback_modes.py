@@ -113,6 +113,15 @@ def test_a_schema_rollback_keeps_the_writes_and_a_failed_rollback_keeps_maintena
     assert "maintenance mode stays on after a failed rollback" in report(tmp_path)
     assert old_rows(box, db) == kept
 
+    # --check plans the reverse like any schema change (on a temporary copy) and changes nothing.
+    dry = run_playbook(ROOT / "rollback.yml", inv, check=True, extra_vars={
+        "release_rollback_mode": "schema", "release_rollback_confirm": True, "release_rollback_accept_loss": True})
+    assert dry.returncode == 0, dry.stdout[-4000:]
+    planned = json.loads((tmp_path / "artifacts" / VERSION / "release.check.json").read_text())["phases"]["rollback"]
+    assert {c["object"] for c in planned["plan"]} >= {"table refunds", "table orders", "view outbox_pending_summary"}
+    assert planned["applied"] == [] and old_rows(box, db) == kept
+    assert "refunds" in {row[0] for row in box.sql("SHOW TABLES", database=db)}
+
     done = run_playbook(ROOT / "rollback.yml", inv, extra_vars={
         "release_rollback_mode": "schema", "release_rollback_confirm": True, "release_rollback_accept_loss": True})
     assert done.returncode == 0, done.stdout[-4000:]
