@@ -27,6 +27,11 @@ description:
     sha256) differs from I(approved_plan), unless I(plan_override), and says which objects and files differ.
   - A failing statement stops the run; the message names file, statement number and line, and the statements
     that took effect before it (DDL is not transactional); C(applied) and C(failed_statement) are returned.
+  - Refuses a target that is a replica. Each statement runs on the primary after a replica lag gate and a lock
+    guard (sessions holding or waiting for locks it needs are waited for, or the run fails naming them), with a
+    short C(lock_wait_timeout), the ALGORITHM/LOCK the plan chose, a watchdog that kills it when other sessions
+    queue behind its metadata lock wait, and retries with jitter within I(lock_budget_seconds). An ALTER that
+    needs a copy of a table of I(online_min_bytes) or more runs through pt-online-schema-change (or gh-ost).
   - When the connection to the server is lost during a statement (the server crashed or was restarted), the
     message says so; the module reconnects once to read the schema after it, and when the server cannot be
     reached it lists the statements completed before the failed one (they took effect) and says that whether the
@@ -94,6 +99,88 @@ options:
     type: str
     choices: [referenced, full]
     default: referenced
+  plan_server:
+    description:
+      - Where to build the temporary plan schema instead of the target - a replica or a separate server of the same
+        flavor (C(host), C(port), C(socket); C(user)/C(password) default to the target's account). Binary logging
+        is turned off for that session, so the schema never reaches a binary log.
+    type: dict
+  lock_wait_timeout:
+    description: C(lock_wait_timeout) (seconds) of the session that runs the DDL, and of the online tool's own DDL.
+      A statement waiting longer for its metadata lock fails with a lock wait timeout and is retried.
+    type: int
+    default: 5
+  lock_budget_seconds:
+    description: Time one statement may spend waiting for the sessions that block it and retrying after lock wait
+      timeouts and watchdog kills; when spent, the run fails naming the blockers and the statements that took effect.
+    type: int
+    default: 120
+  lock_blockers:
+    description: C(wait) for the sessions that hold or wait for locks a statement needs (within
+      I(lock_budget_seconds), with back-off), or C(refuse) at once.
+    type: str
+    choices: [wait, refuse]
+    default: wait
+  watchdog_queue_seconds:
+    description: While a statement waits for its metadata lock, the watchdog kills it (KILL QUERY, then it is
+      retried) when another session has waited behind it this long. Application sessions are never killed.
+    type: float
+    default: 1.0
+  kill_idle_blockers:
+    description: Accounts (C(user) or C(user@host)) whose idle sessions holding a lock a statement needs are killed
+      instead of waited for (their open transaction rolls back). Sessions running a statement are never killed.
+    type: list
+    elements: str
+    default: []
+  online_min_bytes:
+    description: An ALTER that needs a copy of a table of this size or more (data plus indexes) runs through an
+      online schema change tool (I(online_tool)). C(0) switches the online path off.
+    type: int
+    default: 268435456
+  online_tool:
+    description: C(auto) picks gh-ost where it is installed and the server is MySQL with row-based binary logs
+      reached over TCP, else pt-online-schema-change; C(none) never goes online.
+    type: str
+    choices: [auto, pt-online-schema-change, gh-ost, none]
+    default: auto
+  online_max_load:
+    description: The online tool pauses while a status variable exceeds this (its C(--max-load)).
+    type: str
+    default: Threads_running=25
+  online_critical_load:
+    description: The online tool aborts (cleanly) when a status variable exceeds this (its C(--critical-load)).
+    type: str
+    default: Threads_running=50
+  online_chunk_time:
+    description: Seconds each chunk copied by the online tool should take.
+    type: float
+    default: 0.5
+  online_progress_seconds:
+    description: The online tool reports its progress every this many seconds (kept in C(execution)).
+    type: int
+    default: 5
+  replicas:
+    description:
+      - Replicas of the target (C(name), C(host), C(port), C(socket); the target's account unless C(user) and
+        C(password) are given). Before each statement their lag must be at most
+        I(replica_max_lag); the online tool pauses while it is not.
+    type: list
+    elements: dict
+    default: []
+  replica_max_lag:
+    description: Largest replica lag (seconds behind) allowed before a statement, and during an online change.
+    type: float
+    default: 10.0
+  replica_lag_wait_seconds:
+    description: How long to wait for the replicas' lag to come under I(replica_max_lag) before a statement (and
+      how long an online change may stay paused) before failing.
+    type: int
+    default: 300
+  allow_replica_target:
+    description: Apply even though the target looks like a replica (read_only, or replicating from a source);
+      for an active primary of a circular pair. Refused otherwise.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - dbrelease.core.connection
 attributes:
@@ -105,7 +192,12 @@ attributes:
     details: before and after C(SHOW CREATE) definitions of every object the plan touches.
 author: dbrelease
 notes:
-  - The account needs CREATE and DROP on C(<db>__dbrelease_plan_%) besides the DDL privileges on I(db).
+  - The account needs CREATE and DROP on C(<db>__dbrelease_plan_%) besides the DDL privileges on I(db); PROCESS to
+    see other accounts' sessions (the lock guard says when it lacks it); REPLICATION CLIENT / REPLICA MONITOR (or
+    SLAVE MONITOR) to read replication status; CONNECTION ADMIN or SUPER for I(kill_idle_blockers).
+  - Exact lock information needs C(performance_schema) with the C(wait/lock/metadata/sql/mdl) instrument (MySQL 8
+    default) or MariaDB's C(metadata_lock_info) plugin; without either, transactions older than
+    I(lock_wait_timeout) in sessions using I(db) count as blockers.
 requirements: [PyMySQL]
 """
 
@@ -199,10 +291,29 @@ server:
   description: Server version and flavor.
   returned: when connected
   type: dict
+topology:
+  description: The target's replication topology - C(role) (primary or replica), C(read_only), C(replication)
+    (its sources), C(replicas_listed), C(binlog_dump_threads), C(gtid), C(binlog).
+  returned: when connected
+  type: dict
+plan_server:
+  description: Where the temporary plan schema was built (C(endpoint), C(same_as_target), C(role), C(notes)).
+  returned: when the plan was computed
+  type: dict
+execution:
+  description:
+    - How the statements ran - the lock information used, C(lock_wait_timeout), and per statement the tables it
+      locks, its route (direct or the online tool), the ALGORITHM clause, attempts, lock checks and their time,
+      blockers seen (id, user, host, age, statement with literals replaced), sessions killed, watchdog kills,
+      retries with their back-off, the replica lag seen, and the online tool's report (progress, pauses, output).
+    - C(summary) adds them up.
+  returned: when statements were applied (also on failure)
+  type: dict
 record:
   description: What the release record keeps (phases.schema) - C(plan_sha256), C(plan), C(changes), C(applied),
     C(failed_statement), C(files), C(lint), C(plan_gate), C(pre_sha256), C(post_sha256), C(table_sizes),
-    C(temp_schema), C(plan_seconds), C(binlog_before_ddl). Also on a refusal or a failed statement.
+    C(temp_schema), C(plan_seconds), C(topology), C(plan_server), C(execution), C(binlog_before_ddl). Also on a
+    refusal or a failed statement.
   returned: always
   type: dict
 """
@@ -214,7 +325,7 @@ import secrets
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dbrelease import binlog, ddl_lint, schema
+from ansible.module_utils.dbrelease import binlog, ddl_exec, ddl_lint, schema
 from ansible.module_utils.dbrelease.db import (
     DbError,
     connect,
@@ -258,6 +369,7 @@ def argument_spec():
         temp_schema_prefix=dict(type="str", default="__dbrelease_plan_"),
         plan_copy=dict(type="str", default="referenced", choices=["referenced", "full"]),
     )
+    spec.update(ddl_exec.argument_spec())
     return spec
 
 
@@ -413,11 +525,13 @@ def modified_tables(statements):
     return found
 
 
-def compute_plan(conn, db, tmp, statements, flavor, version, target_objects, creates_before, full_copy=False):
-    """Copy `db` into `tmp`, apply the statements there, and diff. The caller drops `tmp` (finally)."""
+def compute_plan(conn, db, tmp, statements, flavor, version, target_objects, creates_before, full_copy=False,
+                 source_conn=None):
+    """Copy `db` into `tmp`, apply the statements there, and diff. The caller drops `tmp` (finally).
+    `source_conn`: the target's server when `conn` is another one (schema_plan_server)."""
     import pymysql
 
-    with conn.cursor() as cur:
+    with (source_conn or conn).cursor() as cur:
         cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
         others = {r[0] for r in cur.fetchall()} - {db}
     for st in statements:
@@ -437,7 +551,8 @@ def compute_plan(conn, db, tmp, statements, flavor, version, target_objects, cre
     retargeted = [dict(st, sql=retarget(st["sql"], db, tmp)) for st in statements]
     scope = None if full_copy else schema.plan_scope(retargeted, target_objects, modified_tables(retargeted))
     try:
-        schema.copy_structure(conn, db, tmp, target_objects, creates=creates_before, scope=scope)
+        schema.copy_structure(conn, db, tmp, target_objects, creates=creates_before, scope=scope,
+                              source_conn=source_conn)
     except schema.CopyError as exc:
         raise SchemaFailure("%s; nothing was applied to %s" % (exc, db), {}) from None
     temp_before = schema.snapshot(conn, tmp, flavor)
@@ -551,43 +666,13 @@ def duplicate_findings(conn, db, changes, target_objects):
 # Applying
 # ---------------------------------------------------------------------------------------------------------------
 
-# Client errors meaning the connection to the server is gone (server gone away, lost during the query, lost
-# while reading), and server errors ending the connection (shutdown in progress, connection killed). PyMySQL
-# raises InterfaceError (0, '') on a connection it already closed.
-CONNECTION_LOST = (2006, 2013, 2055, 1053, 1927)
-
-
-def connection_lost(exc) -> bool:
-    import pymysql
-
-    code, _ = _server_error(exc)
-    return code in CONNECTION_LOST or (isinstance(exc, pymysql.err.InterfaceError) and code in (0, None))
-
-
-def apply_statements(conn, db, statements):
-    """Run the statements on `db`; returns (applied refs, failure or None).
+def apply_statements(conn, db, statements, runner):
+    """Run the statements on `db` through `runner` (ddl_exec.Runner: replica lag gate, lock guard, lock wait
+    timeout with retries, watchdog, the plan's ALGORITHM/LOCK, online tool); returns (applied refs, failure or None).
 
     A failure whose connection was lost says so (`connection_lost: true`): the server may have died mid-statement.
     """
-    import pymysql
-
-    applied = []
-    with conn.cursor() as cur:
-        cur.execute("USE %s" % quote_ident(db))
-        for st in statements:
-            try:
-                cur.execute(st["sql"])
-                while cur.nextset():
-                    pass
-            except pymysql.err.MySQLError as exc:
-                code, text = _server_error(exc)
-                failure = dict(ddl_lint.ref(st), error="(%s) %s" % (code, text or "connection closed"))
-                if connection_lost(exc):
-                    failure["connection_lost"] = True
-                    failure["error"] = "the connection to the server was lost while it ran: " + failure["error"]
-                return applied, failure
-            applied.append(ddl_lint.ref(st))
-    return applied, None
+    return runner.apply(conn, db, statements)
 
 
 def _refs_text(refs):
@@ -639,6 +724,10 @@ def run(params, check_mode=False, diff_mode=False):
         info = server_info(conn)
         flavor, version = info["flavor"], tuple(info["version_tuple"])
         result["server"] = info
+        try:
+            result["topology"] = ddl_exec.check_target(conn, info, params)
+        except ddl_exec.TargetRefused as exc:
+            raise SchemaFailure(str(exc), result) from None
         with conn.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (db,))
             if not cur.fetchone()[0]:
@@ -659,18 +748,24 @@ def run(params, check_mode=False, diff_mode=False):
             for text in ddl_lint.idempotence_findings(st, flavor, version):
                 lint["idempotence"].append(dict(ddl_lint.ref(st), finding=text))
 
-        # The plan, on a temporary copy that is always dropped.
+        # The plan, on a temporary copy that is always dropped (on the target, or on schema_plan_server).
         tmp = temp_schema_name(db, params.get("temp_schema_prefix") or "__dbrelease_plan_")
         result["temp_schema"] = tmp
         try:
+            plan_conn, result["plan_server"] = ddl_exec.plan_connection(conn, params, info)
+        except ddl_exec.TargetRefused as exc:
+            raise SchemaFailure(str(exc), result) from None
+        try:
             changes, alters, after_texts, result["plan_copied"] = compute_plan(
-                conn, db, tmp, statements, flavor, version, before["objects"], creates_before,
-                full_copy=params.get("plan_copy") == "full")
+                plan_conn, db, tmp, statements, flavor, version, before["objects"], creates_before,
+                full_copy=params.get("plan_copy") == "full", source_conn=conn if plan_conn is not conn else None)
         except SchemaFailure as exc:
             exc.result = dict(result, **exc.result)
             raise
         finally:
-            drop_schema(conn, tmp)
+            drop_schema(plan_conn, tmp)
+            if plan_conn is not conn:
+                close_quietly(plan_conn)
         by_object = attach_statements(changes, statements)
         result["plan"] = public_plan(changes)
         result["plan_sha256"] = schema.plan_sha256(changes, checksums)
@@ -699,8 +794,9 @@ def run(params, check_mode=False, diff_mode=False):
             alter["table_size"] = human_bytes(size)
             alter["rows_estimate"] = before["rows"].get(alter["table"], 0)
             alter["blocking"] = ddl_lint.blocking(alter["algorithm"], alter["lock"])
-            if alter["blocking"] and size > params["large_table_bytes"] and production and \
-                    not params["allow_blocking_alter"]:
+            ddl_exec.route_alter(alter, statements, params, info, result["topology"]["binlog"])
+            if alter["blocking"] and not alter.get("online") and size > params["large_table_bytes"] and \
+                    production and not params["allow_blocking_alter"]:
                 refused.append("%s would %s table %s (%s, over schema_large_table_bytes %s) in production; set "
                                "schema_allow_blocking_alter: true or use an online schema change tool" % (
                                    summary(alter["statement"]),
@@ -747,10 +843,12 @@ def run(params, check_mode=False, diff_mode=False):
             result["ok"] = True
             return result
 
+        runner = ddl_exec.Runner(params, info, alters, result["topology"])
         # Point-in-time recovery replays the binary logs up to here (rollback, release_rollback_mode=pitr: HR).
         result["binlog_before_ddl"] = binlog.position_for_record(conn, flavor) if changes else {}
-        applied, failure = apply_statements(conn, db, statements)
+        applied, failure = apply_statements(conn, db, statements, runner)
         result["applied"] = applied
+        result["execution"] = runner.report()
         lost = bool(failure and failure.get("connection_lost"))
         if lost:
             # The server may be gone (crashed, killed, restarted): the statements before this one completed, and
@@ -798,10 +896,12 @@ def run(params, check_mode=False, diff_mode=False):
 
 
 RECORD_KEYS = ("plan_sha256", "plan", "changes", "applied", "failed_statement", "files", "lint", "plan_gate",
-               "pre_sha256", "post_sha256", "table_sizes", "temp_schema", "plan_seconds", "binlog_before_ddl")
+               "pre_sha256", "post_sha256", "table_sizes", "temp_schema", "plan_seconds", "topology", "plan_server",
+               "execution", "binlog_before_ddl")
 RECORD_DEFAULTS = {"plan_sha256": "", "plan": [], "changes": [], "applied": [], "failed_statement": {}, "files": {},
                    "lint": {}, "plan_gate": {"status": "not required"}, "pre_sha256": "", "post_sha256": "",
-                   "table_sizes": {}, "temp_schema": "", "plan_seconds": None, "binlog_before_ddl": {}}
+                   "table_sizes": {}, "temp_schema": "", "plan_seconds": None, "topology": {}, "plan_server": {},
+                   "execution": {}, "binlog_before_ddl": {}}
 
 
 def record_part(result):
@@ -814,7 +914,8 @@ def result_line(result):
     plan = ", ".join("%s %s" % (c.get("action"), c.get("object")) for c in result.get("plan") or [])
     plan = plan or "nothing to change"
     findings = (result.get("lint") or {}).get("report") or []
-    return "plan: %s%s" % (plan, ("; lint: " + " | ".join(findings)) if findings else "")
+    return "plan: %s%s%s" % (plan, ("; lint: " + " | ".join(findings)) if findings else "",
+                             ddl_exec.summary_line(result.get("execution")))
 
 
 def main():

@@ -4,9 +4,12 @@
 Used by `make demo` (the embedded server), by the tests (one server per test session or per test) and by the
 molecule scenarios. Nothing here touches a system-wide MariaDB: every file lives under the base directory given.
 
+Replicas: `Sandbox(base, server_id=2).start(extra_args=["--read-only=ON"])` then `replica.replicate_from(primary)`
+(a replication account on the primary, CHANGE MASTER TO with GTIDs, START SLAVE; `delay=N` for MASTER_DELAY).
+
 CLI:
-    sandbox_db.py start BASE [--port N] [--no-binlog] [--binlog-format ROW] [--binlog-expire-seconds S]
-                                                                    # prints JSON with socket, port, pid
+    sandbox_db.py start BASE [--port N] [--server-id N] [--replica-of PRIMARY_BASE]
+                             [--no-binlog] [--binlog-format ROW] [--binlog-expire-seconds S]   # prints JSON
     sandbox_db.py stop BASE
     sandbox_db.py status BASE
 """
@@ -49,7 +52,7 @@ def free_port() -> int:
 class Sandbox:
     """One throwaway server under `base`: base/data, base/mysqld.sock, base/mysqld.pid, base/mysqld.log."""
 
-    def __init__(self, base, port=None, bind_address="127.0.0.1", log_bin=True, binlog_format=None,
+    def __init__(self, base, port=None, bind_address="127.0.0.1", server_id=None, log_bin=True, binlog_format=None,
                  binlog_expire_seconds=None):
         """`log_bin=False` starts a server that writes no binary log; `binlog_format` (ROW, MIXED, STATEMENT) and
         `binlog_expire_seconds` set those server options (the server's defaults otherwise: MIXED, never)."""
@@ -66,6 +69,9 @@ class Sandbox:
         if port is None and self.state.exists():
             port = json.loads(self.state.read_text()).get("port")
         self.port = port or free_port()
+        if server_id is None and self.state.exists():
+            server_id = json.loads(self.state.read_text()).get("server_id")
+        self.server_id = int(server_id or 1)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def pid(self):
@@ -124,6 +130,10 @@ class Sandbox:
             "--collation-server=utf8mb4_unicode_ci",
             "--skip-name-resolve",
             *self.binlog_options(),
+            "--server-id=%d" % self.server_id,
+            # A replica names itself in the primary's SHOW SLAVE HOSTS.
+            "--report-host=%s" % self.bind_address,
+            "--report-port=%d" % self.port,
             "--innodb-buffer-pool-size=128M",
             "--innodb-log-file-size=96M",
             "--max-allowed-packet=64M",
@@ -142,7 +152,7 @@ class Sandbox:
     def binlog_options(self) -> list:
         if not self.log_bin:
             return ["--skip-log-bin"]
-        options = ["--log-bin=%s" % (self.datadir / "binlog"), "--server-id=1"]
+        options = ["--log-bin=%s" % (self.datadir / "binlog")]
         if self.binlog_format:
             options.append("--binlog-format=%s" % self.binlog_format)
         if self.binlog_expire_seconds is not None:
@@ -173,7 +183,7 @@ class Sandbox:
     # -- access ----------------------------------------------------------------------------------------------
     def describe(self) -> dict:
         return {"base": str(self.base), "socket": self.socket, "port": self.port, "host": self.bind_address,
-                "pid": self.pid()}
+                "pid": self.pid(), "server_id": self.server_id}
 
     def root(self, database=None, autocommit=True):
         """A PyMySQL connection as root over the socket (root has no password in a sandbox)."""
@@ -207,6 +217,29 @@ class Sandbox:
             stmts.append("GRANT %s TO %s@%s%s" % (privileges, _lit(user), _lit(host),
                                                   " WITH GRANT OPTION" if grant_option else ""))
         self.sql(stmts)
+
+
+    # -- replication ---------------------------------------------------------------------------------------------
+    def replicate_from(self, primary, user="sandbox_repl", password="sandbox-repl-pw", delay=0):
+        """Make this server a replica of `primary` (GTID, from the primary's first binary log event): a
+        replication account on the primary, CHANGE MASTER TO, START SLAVE. `delay` sets MASTER_DELAY."""
+        primary.sql(["CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s" % (_lit(user), _lit(password)),
+                     "GRANT REPLICATION SLAVE ON *.* TO %s@'%%'" % _lit(user)])
+        self.sql(["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL gtid_slave_pos = ''",
+                  "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, "
+                  "MASTER_USE_GTID=slave_pos, MASTER_DELAY=%d, MASTER_CONNECT_RETRY=1" % (
+                      _lit(primary.bind_address), primary.port, _lit(user), _lit(password), int(delay)),
+                  "START SLAVE"])
+        return self
+
+    def wait_caught_up(self, primary, timeout=30.0):
+        """Wait until this replica has applied everything the primary has written (its GTID position)."""
+        target = primary.sql("SELECT @@gtid_binlog_pos")[0][0]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.sql("SELECT MASTER_GTID_WAIT(%s, 0.5)" % _lit(target))[0][0] == 0:
+                return
+        raise RuntimeError("replica %s did not reach GTID %s within %ss" % (self.base, target, timeout))
 
 
 def _cmdline_has(pid: int, needle: str) -> bool:
@@ -250,14 +283,19 @@ def main(argv=None) -> int:
     parser.add_argument("action", choices=("start", "stop", "status", "destroy"))
     parser.add_argument("base")
     parser.add_argument("--port", type=int)
+    parser.add_argument("--server-id", type=int)
+    parser.add_argument("--replica-of", metavar="PRIMARY_BASE", help="start as a read-only replica of that sandbox")
     parser.add_argument("--no-binlog", action="store_true", help="start a server that writes no binary log")
     parser.add_argument("--binlog-format", choices=("ROW", "MIXED", "STATEMENT"))
     parser.add_argument("--binlog-expire-seconds", type=int)
     args = parser.parse_args(argv)
-    box = Sandbox(args.base, port=args.port, log_bin=not args.no_binlog, binlog_format=args.binlog_format,
+    box = Sandbox(args.base, port=args.port, server_id=args.server_id or (2 if args.replica_of else None),
+                  log_bin=not args.no_binlog, binlog_format=args.binlog_format,
                   binlog_expire_seconds=args.binlog_expire_seconds)
     if args.action == "start":
-        box.start()
+        box.start(extra_args=["--read-only=ON"] if args.replica_of else ())
+        if args.replica_of:
+            box.replicate_from(Sandbox(args.replica_of))
         print(json.dumps(box.describe()))
     elif args.action == "stop":
         box.stop()

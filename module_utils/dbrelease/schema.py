@@ -442,7 +442,7 @@ def plan_scope(statements, objects, modified_tables=()):
     return {"tables": needed_tables, "views": chosen_views}
 
 
-def copy_structure(conn, src, dst, objects, creates=None, scope=None):
+def copy_structure(conn, src, dst, objects, creates=None, scope=None, source_conn=None):
     """Create `dst` and copy the tables, views, routines, triggers and events of `src` into it, with no data.
 
     Uses the SHOW CREATE outputs (not CREATE TABLE ... LIKE, which drops foreign keys), with
@@ -457,10 +457,11 @@ def copy_structure(conn, src, dst, objects, creates=None, scope=None):
         creates["views"] = {n: t for n, t in creates["views"].items() if n in scope["views"]}
         creates["triggers"] = {n: t for n, t in creates["triggers"].items()
                                if objects["triggers"][n]["table"] in scope["tables"]}
-    with conn.cursor() as cur:
+    with (source_conn or conn).cursor() as cur:  # `source_conn`: src lives on another server (schema_plan_server)
         cur.execute("SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA "
                     "WHERE SCHEMA_NAME = %s", (src,))
         charset, collation = cur.fetchone()
+    with conn.cursor() as cur:
         cur.execute("CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (quote_ident(dst), charset, collation))
         cur.execute("USE %s" % quote_ident(dst))
         cur.execute("SET SESSION foreign_key_checks = 0")
