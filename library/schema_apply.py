@@ -283,8 +283,10 @@ temp_schema:
   type: str
 binlog_before_ddl:
   description: The binary log position (C(file), C(pos), C(gtid)) just before the first statement was applied, where
-    a point-in-time recovery stops; C({}) when the binary log is off or nothing was to change, C(error) when the
-    account may not read it.
+    a point-in-time recovery stops - read before the statements are handed to the executor, then moved forward to
+    the start of the first DDL on the database that the binary log shows after it (C(recorded) keeps the first
+    read; C(note) says why it was not moved); C({}) when the binary log is off or nothing was to change, C(error)
+    when the account may not read it.
   returned: when statements were applied
   type: dict
 server:
@@ -849,6 +851,9 @@ def run(params, check_mode=False, diff_mode=False):
         applied, failure = apply_statements(conn, db, statements, runner)
         result["applied"] = applied
         result["execution"] = runner.report()
+        if applied and result["binlog_before_ddl"].get("file"):
+            # The executor may have waited after that read while the application wrote: stop at the DDL itself.
+            result["binlog_before_ddl"] = binlog.position_before_first_ddl(conn, db, result["binlog_before_ddl"])
         lost = bool(failure and failure.get("connection_lost"))
         if lost:
             # The server may be gone (crashed, killed, restarted): the statements before this one completed, and

@@ -366,6 +366,77 @@ def writes_since(conn, database: str, start: dict, stop: dict | None = None, pag
     return result
 
 
+def first_ddl(rows, database: str):
+    """Where the first statement group that changes `database`'s schema starts, in `SHOW BINLOG EVENTS` rows.
+
+    A DDL is logged as its own group (a `Gtid` event, then one `Query` event that is not `BEGIN`); transactions
+    start with `BEGIN` (MySQL: a `Query` event; MariaDB: a `Gtid` event whose text is `BEGIN GTID ...`). Returns
+    `{"file", "pos"}` of the group's first event (where a replay stops so that the DDL is not replayed), or None."""
+    group = None
+    in_transaction = False
+    for row in rows:
+        log_name, pos, event_type, _server, _end, info = row[:6]
+        text = (info or "").strip()
+        if event_type in ("Gtid", "Anonymous_Gtid"):
+            group = {"file": log_name, "pos": int(pos)}
+            in_transaction = text.upper().startswith("BEGIN")
+            continue
+        if event_type != "Query" or in_transaction:
+            continue
+        upper = text.upper()
+        if upper == "BEGIN" or upper.startswith("XA "):
+            in_transaction = True
+            continue
+        if upper.startswith(ACCOUNT_STATEMENTS) or not names_database(text, database):
+            continue
+        return group or {"file": log_name, "pos": int(pos)}
+    return None
+
+
+def position_before_first_ddl(conn, database: str, recorded: dict, max_events: int = 200000,
+                              page: int = 5000) -> dict:
+    """The recorded position moved forward to the start of the first DDL on `database` logged after it.
+
+    `recorded` was read just before the first statement was handed to the executor, which may then wait (lock
+    guard, replica lag) while the application still writes: those writes belong before the stop of a point-in-time
+    recovery. Reads at most `max_events` events; when the DDL is not found within them, or the events cannot be read
+    (BINLOG MONITOR / REPLICATION SLAVE missing), the recorded position is kept with a `note` saying why. Never
+    raises."""
+    if not recorded or not recorded.get("file") or recorded.get("error"):
+        return recorded
+    out = dict(recorded)
+    try:
+        names = [name for name, _size in binary_logs(conn)]
+        if recorded["file"] not in names:
+            out["note"] = "binary log %s is no longer listed: position as recorded" % recorded["file"]
+            return out
+        seen = 0
+        with conn.cursor() as cur:
+            for name in names[names.index(recorded["file"]):]:
+                pos = recorded["pos"] if name == recorded["file"] else 4
+                while seen < max_events:
+                    cur.execute("SHOW BINLOG EVENTS IN %%s FROM %d LIMIT %d" % (pos, page), (name,))
+                    rows = cur.fetchall()
+                    seen += len(rows)
+                    found = first_ddl(rows, database)
+                    if found:
+                        if (found["file"], found["pos"]) != (recorded["file"], recorded["pos"]):
+                            out.update(found)
+                            out.pop("gtid", None)  # the GTID state read with the recorded position, not this one
+                            out["recorded"] = {"file": recorded["file"], "pos": recorded["pos"]}
+                        return out
+                    if len(rows) < page:
+                        break
+                    pos = int(rows[-1][4])
+        out["note"] = "no DDL on %s found in the %d binary log event(s) after the recorded position: position as " \
+                      "recorded" % (database, seen)
+    except Exception as exc:  # noqa: BLE001 - a missing privilege or a purged file: the recorded position stands
+        args = getattr(exc, "args", ())
+        out["note"] = "the binary log events could not be read (%s): position as recorded" % (
+            "(%s) %s" % (args[0], args[1]) if len(args) > 1 else exc)
+    return out
+
+
 def writes_summary(tally: dict) -> str:
     """One line for people: `12 transactions (340 row events, 0 statements) on shop, 1.2 MiB of binary log`."""
     text = "%d transaction(s) (%d row event(s), %d statement(s)) on the database, %s of binary log in all" % (

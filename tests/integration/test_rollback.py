@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import subprocess
 import threading
 import time
@@ -169,6 +170,9 @@ def test_rollback_without_confirmation_explains_and_changes_nothing(mariadb, rel
     assert "-e release_rollback_confirm=true" in result.stdout
     assert "Rollback not confirmed, nothing was changed" in result.stdout
     assert released["backup"]["path"] in result.stdout
+    # Before the confirmation: the backup's age and what was written since it, read from the server.
+    assert re.search(r"taken \S+ \((\d+ h )?\d+ min old\)", result.stdout), result.stdout[-3000:]
+    assert re.search(r"Written since the backup: \d+ transaction\(s\) on the database", result.stdout)
     assert snapshot(mariadb, released["dbname"]) == released["after"]
     assert "rollback" not in read_record(released["record_dir"])["phases"]
     assert recap(result.stdout)["db1"]["changed"] == 0

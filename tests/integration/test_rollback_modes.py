@@ -163,7 +163,12 @@ def test_pitr_keeps_the_writes_made_between_the_backup_and_the_release(row_serve
     wanted = schema_state(box, db)
     changed = run_playbook(ROOT / "release.yml", inv, tags="schema,verify")
     assert changed.returncode == 0, changed.stdout[-4000:]
-    assert record(tmp_path)["phases"]["schema"]["binlog_before_ddl"]["file"].startswith("binlog.")
+    stop = record(tmp_path)["phases"]["schema"]["binlog_before_ddl"]
+    assert stop["file"].startswith("binlog.") and "note" not in stop, stop
+    # The stop is the start of the release's first DDL: its GTID event, then the statement on the database.
+    first = box.sql("SHOW BINLOG EVENTS IN '%s' FROM %d LIMIT 2" % (stop["file"], stop["pos"]))
+    assert first[0][2] == "Gtid" and not first[0][5].startswith("BEGIN"), first
+    assert first[1][2] == "Query" and first[1][5].startswith("use `shop`; CREATE TABLE"), first
     box.sql(["INSERT INTO users (email, name) VALUES ('after@example.test', 'After the release')",
              "INSERT INTO refunds (order_id, cents) VALUES (1, 100)"], database=db)
     asked = run_playbook(ROOT / "rollback.yml", inv, extra_vars={"release_rollback_mode": "pitr"})

@@ -185,3 +185,38 @@ def test_grants_naming_the_database_are_not_writes_to_it():
               ("binlog.000002", 90, "Gtid", 1, 130, "GTID 0-1-10"),
               ("binlog.000002", 130, "Query", 1, 200, "REVOKE INSERT ON a.t FROM `app`@`%`")]
     assert tally(events, "a")["transactions"] == 0
+
+
+MYSQL8_DDL = MYSQL8_EVENTS + [
+    ("binlog.000007", 731, "Gtid", 1, 810, "SET @@SESSION.GTID_NEXT= '3e11fa47-71ca-11e1-9e33-c80aa9429562:24'"),
+    ("binlog.000007", 810, "Query", 1, 930, "use `shop_archive`; ALTER TABLE orders ADD COLUMN n INT"),
+    ("binlog.000007", 930, "Gtid", 1, 1009, "SET @@SESSION.GTID_NEXT= '3e11fa47-71ca-11e1-9e33-c80aa9429562:25'"),
+    ("binlog.000007", 1009, "Query", 1, 1090, "GRANT SELECT ON shop.* TO 'r'@'%'"),
+    ("binlog.000007", 1090, "Gtid", 1, 1169, "SET @@SESSION.GTID_NEXT= '3e11fa47-71ca-11e1-9e33-c80aa9429562:26'"),
+    ("binlog.000007", 1169, "Query", 1, 1290, "use `shop`; CREATE TABLE refunds (id INT PRIMARY KEY)"),
+]
+
+
+@pytest.mark.parametrize("events, database, found", [
+    # Transactions (BEGIN GTID, statement-format writes inside BEGIN ... COMMIT) are writes, not DDL; the ALTER is.
+    (MARIADB_EVENTS, "a", {"file": "binlog.000002", "pos": 1531}),
+    (MARIADB_EVENTS, "zz", None),  # CREATE DATABASE zz does not act on a schema zz holds
+    (MYSQL8_DDL, "shop", {"file": "binlog.000007", "pos": 1090}),  # not the other database's ALTER, nor the GRANT
+    (MYSQL8_DDL, "shop_archive", {"file": "binlog.000007", "pos": 731}),
+    (MYSQL8_EVENTS, "shop", None),
+])
+def test_the_stop_is_the_start_of_the_first_ddl_group_on_the_database(events, database, found):
+    assert binlog.first_ddl(events, database) == found
+
+
+def test_a_position_that_cannot_be_refined_is_kept_and_says_why():
+    class Gone:
+        def cursor(self):
+            raise OSError("connection closed")
+
+    recorded = {"file": "binlog.000002", "pos": 379, "gtid": "0-1-29"}
+    out = binlog.position_before_first_ddl(Gone(), "a", recorded)
+    assert {k: out[k] for k in ("file", "pos", "gtid")} == recorded
+    assert "could not be read (connection closed): position as recorded" in out["note"]
+    assert binlog.position_before_first_ddl(Gone(), "a", {}) == {}
+    assert binlog.position_before_first_ddl(Gone(), "a", {"error": "(1227) denied"}) == {"error": "(1227) denied"}
