@@ -10,10 +10,19 @@ short_description: Prove a backup restores - into a throwaway database compared 
 description:
   - Creates C(<database>__dbrelease_restore_<random>) on the same server, streams the backup into it with the
     C(mariadb)/C(mysql) client (events are restored disabled so none fires from the copy; the session skips the
-    binary log unless I(skip_binlog=false)), then compares every table, view, routine, trigger and event (same
-    definition, with the schema name normalised) and the exact row count of every table.
-  - With I(exact_counts=true) (a quiet source - staging, a maintenance window) any row count difference fails;
-    otherwise differences are reported as C(live_differences).
+    binary log unless I(skip_binlog=false); view definitions naming the source schema are made to name the copy),
+    then compares every table, view, routine, trigger and event (same definition, DEFINER and SQL SECURITY
+    included, with the schema name normalised identifier-aware), the exact row count of every table, and the
+    rows themselves.
+  - Rows are compared by checksums per table over its non-virtual columns, in primary-key order, in chunks of
+    I(chunk_rows) rows (as pt-table-checksum does; C(CHECKSUM TABLE) is unstable on tables with virtual columns).
+    Under I(checksum_budget_s), smallest tables first, a table that would not fit in its share of what is left of
+    the budget is sampled (every n-th chunk), and C(sampled) names it. A table without a primary or NOT NULL
+    unique key is checksummed whole.
+  - Objects whose DEFINER account does not exist are restored as a stock client restores them, and named in
+    C(missing_definers) (they fail when used, on the source as well).
+  - With I(exact_counts=true) (a quiet source - staging, a maintenance window) any row count or checksum
+    difference fails; otherwise differences are reported as C(live_differences).
   - The throwaway database is always dropped, also when the restore or the comparison fails.
   - Its net effect on the server is nothing, so it reports C(changed=false).
 options:
@@ -34,6 +43,15 @@ options:
       BINLOG ADMIN).
     type: bool
     default: true
+  checksum_budget_s:
+    description: Seconds the row checksums may take in all (source and copy); beyond a table's share, it is
+      sampled.
+    type: float
+    default: 600
+  chunk_rows:
+    description: Rows per checksum chunk.
+    type: int
+    default: 10000
 extends_documentation_fragment:
   - dbrelease.core.connection
 attributes:
@@ -73,6 +91,20 @@ rows:
   description: Exact row counts per table, source and restored.
   returned: success or comparison failure
   type: dict
+checksums:
+  description: Per table - C(chunks), C(checked), C(sampled), C(every) (when sampled), C(rows_checked),
+    C(differences) (chunk bounds, rows on each side) and C(method) (C(primary key), C(whole table), or why not
+    compared).
+  returned: success or comparison failure
+  type: dict
+sampled:
+  description: Tables whose rows were compared on sampled chunks only (or not at all), because of the budget.
+  returned: success or comparison failure
+  type: list
+missing_definers:
+  description: Objects whose DEFINER account does not exist on the server (C(object), C(definer)).
+  returned: success or comparison failure
+  type: list
 live_differences:
   description: Row count differences tolerated because I(exact_counts=false).
   returned: success or comparison failure
@@ -95,23 +127,33 @@ from ansible.module_utils.dbrelease.db import connection_argument_spec, endpoint
 
 
 def record_part(report):
-    """What the release record keeps of a restore test."""
+    """What the release record keeps of a restore test: the comparison, which tables were only sampled (the
+    checksum budget), and the objects restored with a DEFINER that does not exist."""
+    checksums = report.get("checksums") or {}
     return {"restore_test": {"ran": True, "ok": report.get("ok"), "throwaway": report.get("throwaway"),
                              "objects": report.get("objects"), "rows": report.get("rows"),
                              "live_differences": report.get("live_differences"),
+                             "checksums": {t: {k: c.get(k) for k in ("method", "chunks", "checked", "sampled",
+                                                                     "rows_checked")}
+                                           for t, c in checksums.items()},
+                             "sampled": report.get("sampled", []),
+                             "checksum_budget_s": report.get("checksum_budget_s"),
+                             "missing_definers": report.get("missing_definers", []),
+                             "problems": report.get("problems", []),
                              "duration_s": (report.get("durations_s") or {}).get("total")}}
 
 
 def main():
     spec = connection_argument_spec()
     spec.update(path=dict(type="path", required=True), database=dict(type="str", required=True),
-                exact_counts=dict(type="bool", default=True), skip_binlog=dict(type="bool", default=True))
+                exact_counts=dict(type="bool", default=True), skip_binlog=dict(type="bool", default=True),
+                checksum_budget_s=dict(type="float", default=600.0), chunk_rows=dict(type="int", default=10000))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     require_pymysql(module)
     params = module.params
     if module.check_mode:
         module.exit_json(changed=False, throwaway=backup_compare.restore_name(params["database"], "<random>"),
-                         record={"restore_test": {"ran": False, "reason": "check mode"}},
+                         record={"restore_test": {"ran": False, "reason": "check mode: a dry run restores nothing"}},
                          msg="would restore %s into a throwaway copy of %s and compare" % (
                              params["path"], params["database"]))
     tools = backup_stream.find_tools()
@@ -119,7 +161,9 @@ def main():
         module.fail_json(msg="neither the mariadb nor the mysql client is installed: cannot test the restore")
     try:
         report = backup_restore.restore_test(params, tools, params["path"], params["database"],
-                                             exact_counts=params["exact_counts"], skip_binlog=params["skip_binlog"])
+                                             exact_counts=params["exact_counts"], skip_binlog=params["skip_binlog"],
+                                             checksum_budget_s=params["checksum_budget_s"],
+                                             chunk_rows=params["chunk_rows"])
     except BackupError as exc:
         module.fail_json(msg="restore test of %s as %s failed: %s check failed: %s" % (
             params["path"], endpoint(params), exc.check or "restore", exc), check=exc.check or "restore")
@@ -127,8 +171,16 @@ def main():
         module.fail_json(msg="restore test of %s failed: the restored copy differs from %s: %s" % (
             params["path"], params["database"], "; ".join(report["problems"])), check="compare",
             record=record_part(report), **report)
-    module.exit_json(changed=False, record=record_part(report), msg="restore test passed: %s" % ", ".join(
-        "%d %s" % (n, kind) for kind, n in report["objects"].items()), **report)
+    notes = []
+    if report["sampled"]:
+        notes.append("rows compared on sampled chunks only (checksum budget %s s): %s" % (
+            report["checksum_budget_s"], ", ".join(report["sampled"])))
+    if report["missing_definers"]:
+        notes.append("restored with a DEFINER that does not exist on the server: %s" % ", ".join(
+            "%s (%s)" % (d["object"], d["definer"]) for d in report["missing_definers"]))
+    module.exit_json(changed=False, record=record_part(report), msg="restore test passed: %s; rows compared by "
+                     "checksum%s" % (", ".join("%d %s" % (n, kind) for kind, n in report["objects"].items()),
+                                     "".join("; " + n for n in notes)), **report)
 
 
 if __name__ == "__main__":

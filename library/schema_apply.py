@@ -10,19 +10,44 @@ short_description: Apply DDL files statement by statement, with a real dry-run p
 description:
   - Splits the DDL files into statements (quotes, comments and the client's C(DELIMITER) handled, line numbers
     kept) and applies them in order to I(db).
-  - Before anything is applied, copies the structure of I(db) (tables with their foreign keys, views, routines,
-    triggers, events; no rows) into a temporary schema C(<db>__dbrelease_plan_<random>) on the same server, applies
-    the statements there and diffs normalised snapshots; that is the plan, with each object to create, alter or
-    drop and the statements that do it. The temporary schema is always dropped, also on failure.
-  - Lints before applying, and refuses (before anything is applied) destructive changes (dropping a table or
-    column, narrowing a column type, TRUNCATE, CREATE OR REPLACE of an existing table) unless
-    I(allow_destructive); new UNIQUE indexes over rows that already have duplicates (with the count); ALTERs
-    that would rebuild or lock a table larger than I(large_table_bytes) in production unless
-    I(allow_blocking_alter). Whether an ALTER can run C(INSTANT) or C(INPLACE) is found by trying it with
-    C(ALGORITHM=INSTANT), then C(ALGORITHM=INPLACE, LOCK=NONE), on the temporary copy; statements that cannot be
-    tried are judged by rules per server flavor and version. Non-idempotent statements are reported.
-  - C(changed) is true only when the normalised snapshot of I(db) (tables, columns, indexes, constraints,
-    views, routines, triggers, events) differs after the run, so a second run reports no change.
+  - Classifies every statement before anything runs, in check and real mode alike, as the server reads it
+    (executable comments, C(SET STATEMENT ... FOR)). Schema changes (CREATE / ALTER / DROP / RENAME of tables,
+    views, indexes, routines, triggers, events, sequences) and the session settings of DDL files and dumps
+    (C(SET NAMES), C(SET foreign_key_checks), C(USE) of I(db)) run; every other statement is refused with file,
+    statement number, line and why - data statements, dynamic SQL, C(CALL), accounts and privileges, server
+    state, C(HANDLER), C(XA), transactions and locks, queries, compound statements - unless its category is in
+    I(allow_statements). Statements acting on another database are always refused.
+  - Before anything is applied, copies the structure of I(db) (tables with their foreign keys, routines, views in
+    the order of their references, triggers, events; no rows) into a temporary schema C(<db>__dbrelease_plan_<random>)
+    on the same server and runs the statements there, one by one, as a temporary account that holds privileges on
+    that schema only (and owns every object of the copy), so nothing the statements do - dynamic SQL, names
+    resolved at run time, events and triggers that fire, stored functions - can change anything outside the
+    copy (the server refuses it, and the plan fails saying so). Allowed account and server statements are not
+    run on the copy. Schema qualifiers naming I(db) are rewritten identifier-aware (a table or column named like
+    the database keeps its name). The copy and the account are always removed, also on failure.
+  - The plan is the diff of normalised snapshots (DEFINER and SQL SECURITY included), with renames
+    (C(RENAME COLUMN), C(CHANGE old new), C(RENAME TABLE), case-only changes) planned as renames that keep the
+    data, and a table dropped and created again as C(recreate).
+  - Checks the current data against every change rows can break, before anything is applied, and refuses with
+    the count of offending rows - a column made NOT NULL over NULLs, a new CHECK that rows violate, a new
+    FOREIGN KEY with orphans, a new UNIQUE over duplicates, a type, length or character set narrowed below values
+    present. A check that depends on an earlier statement (a column it adds, then constrains) is evaluated
+    against the data as that statement leaves it; where that cannot be known (after an allowed data statement,
+    a CREATE ... SELECT) the plan says the check runs on the way, and the real run runs it right before its
+    statement and stops there if it fails.
+  - Refuses (before anything is applied) destructive changes - dropping a table or column, narrowing a column,
+    dropping and re-adding a column or a table of the same name in one release (its values are lost whatever the
+    new definition), CREATE OR REPLACE of an existing table, DROP / TRUNCATE PARTITION - unless
+    I(allow_destructive) allows them (all, or the named objects). Allowed data statements are listed among the
+    destructive changes and their affected rows are counted. Refuses ALTERs that would rebuild or lock a table
+    larger than I(large_table_bytes) in production unless I(allow_blocking_alter). Whether an ALTER can run
+    C(INSTANT) or C(INPLACE) is found by trying it on the temporary copy; statements that cannot be tried are
+    judged by rules per server flavor and version. Non-idempotent statements are reported.
+  - The real run leaves out the statements whose effect on the temporary copy was nil, and a
+    C(DROP ... IF EXISTS) + C(CREATE) of a view, routine, trigger or event that leaves it as it was (C(skipped),
+    with why), so a rerun does not drop and re-create unchanged triggers and routines.
+  - C(changed) is true when the normalised snapshot of I(db) differs after the run, or an allowed data statement
+    changed rows, so a second run reports no change.
   - With I(require_approved_plan), refuses to apply when the plan's hash (normalised plan plus the DDL files'
     sha256) differs from I(approved_plan), unless I(plan_override), and says which objects and files differ.
   - A failing statement stops the run; the message names file, statement number and line, and the statements
@@ -63,9 +88,24 @@ options:
     type: str
     default: staging
   allow_destructive:
-    description: Apply destructive changes instead of refusing them.
-    type: bool
+    description:
+      - C(true) applies every destructive change instead of refusing it; C(false) refuses them all.
+      - A list allows only the objects it names, so allowing one drop does not switch off the protection against
+        every other - C(orders) the table itself (dropping, re-creating, emptying it), C(orders.legacy_flag) one
+        column (dropping, narrowing, dropping and re-adding it), C(orders.*) every column of C(orders). Names with
+        dots or spaces are written in backticks (C(`odd.name`.col)).
+    type: raw
     default: false
+  allow_statements:
+    description:
+      - Statement categories run in the schema phase although they are not schema changes - C(data), C(dynamic),
+        C(call), C(account), C(server), C(query), C(transaction), C(maintenance), C(handler), C(xa),
+        C(compound), C(other). C(database) (acting on another database) cannot be allowed.
+      - Allowed data statements count as destructive changes, their affected rows are recorded (C(applied)) and
+        make the run C(changed). Allowed account and server statements are not run on the plan's copy.
+    type: list
+    elements: str
+    default: []
   allow_blocking_alter:
     description: In production, apply ALTERs that rebuild or lock tables larger than I(large_table_bytes).
     type: bool
@@ -192,9 +232,13 @@ attributes:
     details: before and after C(SHOW CREATE) definitions of every object the plan touches.
 author: dbrelease
 notes:
-  - The account needs CREATE and DROP on C(<db>__dbrelease_plan_%) besides the DDL privileges on I(db); PROCESS to
-    see other accounts' sessions (the lock guard says when it lacks it); REPLICATION CLIENT / REPLICA MONITOR (or
-    SLAVE MONITOR) to read replication status; CONNECTION ADMIN or SUPER for I(kill_idle_blockers).
+  - The account needs CREATE and DROP on C(<db>__dbrelease_plan_%) with the GRANT OPTION, CREATE USER (the plan
+    runs as a temporary account C(dbrelease_plan_<random>) it creates and drops), and SET USER or SUPER (to give
+    the copy's triggers and functions that account as owner while binary logging is on), and READ_ONLY ADMIN (MySQL:
+    CONNECTION_ADMIN) with the GRANT OPTION when I(plan_server) is read-only (a replica), besides the DDL
+    privileges on I(db); PROCESS to see other accounts' sessions (the lock guard says when it lacks it);
+    REPLICATION CLIENT / REPLICA MONITOR (or SLAVE MONITOR) to read replication status; CONNECTION ADMIN or SUPER
+    for I(kill_idle_blockers).
   - Exact lock information needs C(performance_schema) with the C(wait/lock/metadata/sql/mdl) instrument (MySQL 8
     default) or MariaDB's C(metadata_lock_info) plugin; without either, transactions older than
     I(lock_wait_timeout) in sessions using I(db) count as blockers.
@@ -225,7 +269,8 @@ changed:
   returned: always
   type: bool
 plan:
-  description: Objects to create, alter or drop, with the details and the statements that do it.
+  description: Objects to create, alter, rename, re-create or drop, with the details and the statements that do
+    it (C(renamed_from) for a renamed table).
   returned: when the plan was computed
   type: list
   sample: [{"object": "table outbox", "action": "create", "details": [], "statements": [{"file": "a.sql",
@@ -239,14 +284,40 @@ files:
   returned: always
   type: dict
 lint:
-  description: C(idempotence) (warnings), C(destructive), C(duplicates), C(alters) (algorithm, lock, table size,
-    blocking) and C(refused) (the reasons the run was refused).
+  description: C(idempotence) (warnings), C(destructive) (each with C(key), the object schema_allow_destructive
+    names, and C(allowed)), C(duplicates), C(alters) (algorithm, lock, table size, blocking), C(refused) (the
+    reasons the run was refused) and C(report) (lines for people).
   returned: always
   type: dict
 applied:
-  description: Statements executed on I(db), in order (file, index, line, sql).
+  description: Statements executed on I(db), in order (file, index, line, sql, rows - the affected rows).
   returned: always
   type: list
+not_on_copy:
+  description: Allowed account and server statements, which the plan does not run on its copy (file, index,
+    line, sql, reason); the real run runs them.
+  returned: when the plan was computed
+  type: list
+skipped:
+  description: Statements the real run leaves out (file, index, line, sql, reason) - their effect on the copy
+    was nil, or they drop and re-create an object as it is, or they are only a comment for this server.
+  returned: when the plan was computed
+  type: list
+data_checks:
+  description: Every check of the current data against the new definitions - C(check) (not_null, check_constraint,
+    foreign_key, unique, narrowing), C(object), C(columns), C(statement), C(when) (C(now) before anything is
+    applied, C(on_the_way) right before its statement, C(unchecked)), C(depends_on) (earlier statements whose
+    effect it was evaluated with), C(rows) (offending rows; None until evaluated).
+  returned: when the plan was computed
+  type: list
+data_statements:
+  description: Allowed data statements that ran, with their affected rows.
+  returned: in a real run
+  type: list
+classified:
+  description: Number of statements of each category.
+  returned: when connected
+  type: dict
 failed_statement:
   description: The statement that failed (file, index, line, sql), with the server's error; C(connection_lost)
     is true when the connection to the server was lost while it ran.
@@ -327,7 +398,7 @@ import secrets
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dbrelease import binlog, ddl_exec, ddl_lint, schema
+from ansible.module_utils.dbrelease import binlog, classify, datachecks, ddl_exec, ddl_lint, plancopy, schema, sqlident
 from ansible.module_utils.dbrelease.db import (
     DbError,
     connect,
@@ -338,6 +409,7 @@ from ansible.module_utils.dbrelease.db import (
     scrub,
     server_info,
 )
+from ansible.module_utils.dbrelease.plancopy import PlanCopy
 from ansible.module_utils.dbrelease.sqlsplit import SplitError, split_sql, summary
 from ansible.module_utils.dbrelease.units import human_bytes
 
@@ -362,7 +434,8 @@ def argument_spec():
         ddl_contents=dict(type="list", elements="str", default=[]),
         ddl_names=dict(type="list", elements="str", default=[]),
         environment=dict(type="str", default="staging"),
-        allow_destructive=dict(type="bool", default=False),
+        allow_destructive=dict(type="raw", default=False),
+        allow_statements=dict(type="list", elements="str", default=[]),
         allow_blocking_alter=dict(type="bool", default=False),
         large_table_bytes=dict(type="int", default=1073741824),
         require_approved_plan=dict(type="bool", default=False),
@@ -404,47 +477,9 @@ def read_ddl(paths, sources=()):
     return statements, checksums
 
 
-_STRING_RE = re.compile(r"""('(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*")""", re.DOTALL)
-_QUALIFIER_RE = re.compile(r"(?<![\w`.$])(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s*\.\s*(?=[`A-Za-z_$])")
-
-
-def _outside_strings(sql, func):
-    """Apply `func` to the parts of `sql` outside string literals."""
-    parts = _STRING_RE.split(sql)
-    return "".join(part if i % 2 else func(part) for i, part in enumerate(parts))
-
-
-def retarget(sql: str, src: str, dst: str) -> str:
-    """A statement written for schema `src` made to act on `dst` (qualified names outside string literals)."""
-
-    def repl(text):
-        text = text.replace(quote_ident(src) + ".", quote_ident(dst) + ".")
-        if re.match(r"^[A-Za-z0-9_$]+$", src):
-            text = re.sub(r"(?<![\w`.$])%s\.(?=[`\w])" % re.escape(src), quote_ident(dst) + ".", text)
-        return text
-
-    return _outside_strings(sql, repl)
-
-
-def other_schemas_named(sql: str, schemas) -> set:
-    """Names of existing schemas (other than the target) that a statement qualifies names with."""
-    found = set()
-
-    def scan(text):
-        for match in _QUALIFIER_RE.finditer(text):
-            name = match.group(1)
-            name = name[1:-1].replace("``", "`") if name.startswith("`") else name
-            if name in schemas:
-                found.add(name)
-        return text
-
-    _outside_strings(sql, scan)
-    return found
-
-
 def objects_of_statement(st):
     """Plan object names a statement acts on (`table outbox`, `view v`, `routine PROCEDURE p`, ...)."""
-    info = ddl_lint.statement_target(st["sql"])
+    info = ddl_lint.statement_target(st.get("effective") or st["sql"])
     kind, name, table = info["kind"], info["name"], info["table"]
     found = []
     if kind in ("table", "index") and table:
@@ -478,11 +513,6 @@ def objects_of_statement(st):
 def temp_schema_name(db, prefix):
     suffix = prefix + secrets.token_hex(4)
     return db[:64 - len(suffix)] + suffix
-
-
-def drop_schema(conn, name):
-    with conn.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS %s" % quote_ident(name))
 
 
 def _server_error(exc):
@@ -520,86 +550,278 @@ def modified_tables(statements):
     """Tables that the statements alter, drop, rename, truncate, index or replace."""
     found = set()
     for st in statements:
-        info = ddl_lint.statement_target(st["sql"])
+        info = ddl_lint.statement_target(st.get("effective") or st["sql"])
         if info["table"] and (info["verb"] in ("alter", "drop", "rename", "truncate") or info["kind"] == "index" or
                               (info["verb"] == "create" and info["or_replace"])):
             found.add(info["table"])
     return found
 
 
-def compute_plan(conn, db, tmp, statements, flavor, version, target_objects, creates_before, full_copy=False,
-                 source_conn=None):
-    """Copy `db` into `tmp`, apply the statements there, and diff. The caller drops `tmp` (finally).
-    `source_conn`: the target's server when `conn` is another one (schema_plan_server)."""
+# Data checks run on up to this many connections at once (one scan per table, foreign key and unique checks).
+DATA_CHECK_WORKERS = 2
+
+# Schemas a statement may name besides its own: nothing can be written in them.
+READ_ONLY_SCHEMAS = ("information_schema", "performance_schema")
+
+
+def classify_statements(statements, db, flavor, version):
+    """Give every statement its classification (`class`) and the text the server reads (`effective`)."""
+    for st in statements:
+        st["class"] = classify.classify(st["sql"], flavor, version, db)
+        st["effective"] = st["class"]["effective"]
+    return statements
+
+
+_DEFINITIONS = ("view", "procedure", "function", "trigger", "event")
+
+
+def _header_qualifiers(st):
+    """The schemas qualifying the object a CREATE / ALTER of a view, routine, trigger or event defines (and a
+    trigger's table): the names of its header, not those its body reads or writes when it runs."""
+    names = sqlident.qualified_names(sqlident.lex(st["effective"]))
+    words = [n["parts"][0][0].upper() if len(n["parts"]) == 1 else None for n in names]
+    found = set()
+
+    def schema_of_next(i):
+        for name in names[i + 1:]:
+            if len(name["parts"]) == 1 and name["parts"][0][0].upper() in ("IF", "NOT", "EXISTS"):
+                continue
+            if len(name["parts"]) >= 2:
+                found.add(name["parts"][0][0])
+            return
+
+    for i, word in enumerate(words):
+        if word in ("VIEW", "PROCEDURE", "FUNCTION", "TRIGGER", "EVENT"):
+            schema_of_next(i)
+            break
+    if st["class"].get("kind") == "trigger" and "ON" in words:
+        schema_of_next(words.index("ON"))
+    return found
+
+
+def statement_refusals(statements, db, allowed):
+    """Why statements may not run in the schema phase: a list of messages naming file, statement and line.
+
+    A statement may name another schema only inside the body of a view, routine, trigger or event it defines
+    (a view over another schema's table, a trigger writing an audit schema): defining them changes nothing
+    there. Those schemas are kept in `reads` (the plan's account may read them)."""
+    refusals = []
+    for st in statements:
+        info = st["class"]
+        category = info["category"]
+        st["reads"] = set()
+        if category in (classify.SCHEMA, classify.SESSION, classify.NOOP):
+            others = {q for q in sqlident.schema_qualifiers(st["effective"]) if q != db and
+                      q.lower() not in READ_ONLY_SCHEMAS}
+            verb = (info.get("verb") or "").lower()
+            if others and info.get("kind") in _DEFINITIONS and verb in ("create", "alter"):
+                st["reads"] = others - _header_qualifiers(st)
+                others = others & _header_qualifiers(st)
+            if others:
+                st["refused"] = "names schema %s" % ", ".join(sorted(others))
+                refusals.append("%s names schema %s; the DDL files may only change objects of %s (a dry run on a "
+                                "copy could not keep the other schema untouched)" % (
+                                    summary(st), ", ".join(sorted(others)), db))
+            continue
+        if category in allowed and category != "database":
+            continue
+        st["refused"] = info["reason"]
+        if category == "database":
+            refusals.append("%s %s; the DDL files may only change objects of %s" % (summary(st), info["reason"], db))
+        else:
+            refusals.append("%s is %s (set schema_allow_statements: [%s] to run it in the schema phase anyway)" % (
+                summary(st), info["reason"], category))
+    return refusals
+
+
+def touched_objects(st, db):
+    """What a statement can change, for the snapshots of the copy around it: `{kind: names or None (all)}`, None
+    for anything (a procedure call, dynamic SQL), {} for nothing structural."""
+    info, target = st["class"], st["target"]
+    category, kind = info["category"], info.get("kind")
+    if category in (classify.SESSION, classify.NOOP, "data", "query", "transaction", "maintenance", "handler", "xa"):
+        return {}
+    if category != classify.SCHEMA:
+        return None
+    names = {n for schema_name, n in sqlident.object_references(st["effective"]) if schema_name in (None, db)}
+    for key in ("name", "table"):
+        if target.get(key):
+            names.add(target[key])
+    if kind in ("table", "index", "sequence"):
+        return {"tables": names, "views": names, "triggers": None}
+    if kind == "view":
+        return {"views": names}
+    if kind in ("procedure", "function"):
+        return {"routines": {"%s %s" % (kind.upper(), target["name"])}} if target.get("name") else None
+    if kind == "trigger":
+        return {"triggers": {target["name"]}} if target.get("name") else None
+    if kind == "event":
+        return {"events": {target["name"]}} if target.get("name") else None
+    return None
+
+
+def _with_raw_checks(conn, tmp, tables):
+    """Table specs with `raw_checks` ({name: CHECK clause as the server shows it}) for the data checks."""
+    wanted = [t for t, spec in tables.items() if spec["checks"]]
+    raw = {}
+    if wanted:
+        with conn.cursor() as cur:
+            cur.execute("SELECT TABLE_NAME, CONSTRAINT_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+                        "WHERE CONSTRAINT_SCHEMA = %%s AND (%s)" % " OR ".join(["TABLE_NAME = %s"] * len(wanted)),
+                        (tmp, *wanted))
+            for table, name, clause in cur.fetchall():
+                raw.setdefault(table, {})[name] = clause
+    return {t: dict(spec, raw_checks=raw.get(t, {})) for t, spec in tables.items()}
+
+
+# ALTER TABLE clauses whose work the snapshot cannot see (a rebuild, partition maintenance, the counter): a
+# statement with one of them is never skipped for having no effect on the copy.
+_UNSEEN_WORK = {"FORCE", "ENGINE", "AUTO_INCREMENT", "ANALYZE", "CHECK", "OPTIMIZE", "REBUILD", "REPAIR",
+                "TRUNCATE", "COALESCE", "REORGANIZE", "EXCHANGE", "DISCARD", "IMPORT", "ROW_FORMAT",
+                "KEY_BLOCK_SIZE", "STATS_PERSISTENT", "STATS_AUTO_RECALC", "STATS_SAMPLE_PAGES", "ENCRYPTED",
+                "ENCRYPTION_KEY_ID", "PAGE_COMPRESSED", "PAGE_COMPRESSION_LEVEL", "ENABLE", "DISABLE"}
+
+
+def skippable(st) -> bool:
+    """Whether a statement whose effect on the copy was nil can be left out of the real run."""
+    if st["class"]["category"] != classify.SCHEMA:
+        return False
+    target = st["target"]
+    if target.get("verb") == "alter" and target.get("kind") == "table":
+        for clause in target.get("clauses", []):
+            words = [t[1].upper() for t in clause if t[0] == "word"]
+            if words and words[0] in _UNSEEN_WORK:
+                return False
+    return True
+
+
+def _object_state(objects, key):
+    kind, name = key
+    return objects.get(kind, {}).get(name)
+
+
+def plan_skips(statements, effects):
+    """The statements the real run leaves out, with why: those whose effect on the copy was nil, and a
+    `DROP ... IF EXISTS x` + `CREATE x` of a view, routine, trigger or event that leaves x as it was (nothing in
+    between touching x or running anything but schema statements)."""
+    skips = {}
+    for i, (st, eff) in enumerate(zip(statements, effects, strict=True)):
+        if eff.get("ran") and not eff["changed"] and skippable(st):
+            skips[i] = "no effect on the temporary copy: the schema already has what it makes"
+    for i, (st, eff) in enumerate(zip(statements, effects, strict=True)):
+        target = st["target"]
+        key = PlanCopy.object_key(st["class"].get("kind"), target.get("name"))
+        if i in skips or key is None or target.get("verb") != "drop" or not eff.get("ran"):
+            continue
+        for j in range(i + 1, len(statements)):
+            other, oeff = statements[j], effects[j]
+            okey = PlanCopy.object_key(other["class"].get("kind"), other["target"].get("name"))
+            if okey == key:
+                if other["target"].get("verb") == "create" and oeff.get("ran") and \
+                        _object_state(eff["before"], key) is not None and \
+                        _object_state(eff["before"], key) == _object_state(oeff["after"], key):
+                    why = "%s %s is dropped and created again as it is: both statements are left out" % (
+                        schema.KIND_LABEL[key[0]], key[1])
+                    skips[i] = skips[j] = why
+                break
+            if other["class"]["category"] not in (classify.SCHEMA, classify.SESSION, classify.NOOP):
+                break
+    return skips
+
+
+def _failed_on_copy(st, db, exc):
+    code, text = _server_error(exc)
+    if code in plancopy.PRIVILEGE_ERRORS or code in (1045, 1044):
+        return SchemaFailure(
+            "%s reaches outside the temporary schema: the plan runs the DDL as a temporary account that can only "
+            "act on the copy, and the server refused it: (%s) %s; nothing was applied to %s" % (
+                summary(st), code, text, db),
+            {"failed_statement": dict(ddl_lint.ref(st), error="(%s) %s" % (code, text), outside_schema=True)})
+    return SchemaFailure(
+        "%s failed on a copy of the schema, so nothing was applied to %s: (%s) %s" % (summary(st), db, code, text),
+        {"failed_statement": dict(ddl_lint.ref(st), error="(%s) %s" % (code, text))})
+
+
+def compute_plan(conn, copy, statements, flavor, version, target_objects, creates_before, full_copy=False,
+                 checks_known=None):
+    """Copy the schema into `copy`, run the statements there one by one as the temporary account, and diff.
+
+    Returns a dict: `changes` (the plan), `alters` (ALGORITHM trials), `after_texts`, `copied` (objects per
+    kind), `effects` (per statement: ran, changed, the touched objects before and after), `lineage`
+    (datachecks.Lineage: the data checks and what the release loses). `checks_known(lineage)` is called as soon
+    as every statement ran on the copy (the data checks are then known; they can run while the plan finishes).
+    The caller closes `copy` (finally).
+    """
     import pymysql
 
-    with (source_conn or conn).cursor() as cur:
-        cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
-        others = {r[0] for r in cur.fetchall()} - {db}
+    db, tmp = copy.db, copy.tmp
     for st in statements:
-        info = ddl_lint.statement_target(st["sql"])
-        if info["kind"] == "database" and not (info["verb"] == "create" and info["if_not_exists"] and
-                                               info["name"] == db):
-            raise SchemaFailure("%s acts on a whole database; the DDL files may only change objects of %s" % (
-                summary(st), db), {"failed_statement": dict(ddl_lint.ref(st), error="not allowed")})
-        use = re.match(r"^\s*USE\s+`?((?:[^`]|``)+?)`?\s*$", st["sql"], re.IGNORECASE)
-        named = other_schemas_named(st["sql"], others) | (
-            {use.group(1).replace("``", "`")} - {db} if use else set())
-        if named:
-            raise SchemaFailure("%s names schema %s; the DDL files may only change objects of %s (a dry run on a "
-                                "copy could not keep the other schema untouched)" % (
-                                    summary(st), ", ".join(sorted(named)), db),
-                                {"failed_statement": dict(ddl_lint.ref(st), error="other schema")})
-    retargeted = [dict(st, sql=retarget(st["sql"], db, tmp)) for st in statements]
-    scope = None if full_copy else schema.plan_scope(retargeted, target_objects, modified_tables(retargeted))
+        st["target"] = ddl_lint.statement_target(st["effective"])
+    runnable = [st for st in statements if st["class"]["category"] not in (classify.NOOP,) + classify.NOT_ON_COPY]
+    scope = None if full_copy else schema.plan_scope(runnable, target_objects, modified_tables(runnable))
     try:
-        schema.copy_structure(conn, db, tmp, target_objects, creates=creates_before, scope=scope,
-                              source_conn=source_conn)
-    except schema.CopyError as exc:
+        copy.create(target_objects, creates_before, scope,
+                    reads=set().union(*[st.get("reads", set()) for st in statements]))
+    except plancopy.CopyError as exc:
         raise SchemaFailure("%s; nothing was applied to %s" % (exc, db), {}) from None
-    temp_before = schema.snapshot(conn, tmp, flavor)
-    copied = {kind: len(temp_before["objects"][kind]) for kind in schema.KINDS}
-    alters = []
-    with conn.cursor() as cur:
-        cur.execute("USE %s" % quote_ident(tmp))
-        for st in statements:
-            sql = retarget(st["sql"], db, tmp)
-            info = ddl_lint.statement_target(sql)
-            existing = info["table"] in target_objects["tables"]
-            explicit = re.search(r"\bALGORITHM\s*=", sql, re.IGNORECASE)
-            trial = existing and not explicit and (
-                (info["verb"] == "alter" and info["kind"] == "table" and info["clauses"]) or
-                (info["verb"] in ("create", "drop") and info["kind"] == "index"))
-            if re.match(r"^\s*USE\b", sql, re.IGNORECASE) or (info["kind"] == "database"):
-                continue  # the temporary copy stands in for the target schema
-            try:
-                if trial:
-                    algorithm, lock = try_alter(cur, sql, info)
-                    alters.append({"statement": ddl_lint.ref(st), "table": info["table"], "algorithm": algorithm,
-                                   "lock": lock, "source": "tried on the temporary copy"})
-                else:
-                    cur.execute(sql)
-                    if existing and explicit and info["verb"] == "alter":
-                        algorithm = ddl_lint.statement_algorithm_by_rules(sql, flavor, version)
-                        alters.append({"statement": ddl_lint.ref(st), "table": info["table"],
-                                       "algorithm": algorithm, "lock": "none" if algorithm != "copy" else "shared",
-                                       "source": "rules for %s %s (explicit ALGORITHM in the statement)" % (
-                                           flavor, ".".join(str(v) for v in version))})
-            except pymysql.err.MySQLError as exc:
-                code, text = _server_error(exc)
-                raise SchemaFailure(
-                    "%s failed on a copy of the schema, so nothing was applied to %s: (%s) %s" % (
-                        summary(st), db, code, text),
-                    {"failed_statement": dict(ddl_lint.ref(st), error="(%s) %s" % (code, text))}) from None
-        cur.execute("USE %s" % quote_ident(db))
-    temp_after = schema.snapshot(conn, tmp, flavor)
-    changes = schema.diff(temp_before["objects"], temp_after["objects"])
+    temp_before = copy.real_definers(schema.snapshot(conn, tmp, flavor)["objects"])
+    copied = {kind: len(temp_before[kind]) for kind in schema.KINDS}
+    lineage = datachecks.Lineage(db, target_objects["tables"])
+    alters, effects = [], []
+    for st in statements:
+        info, target = st["class"], st["target"]
+        if info["category"] == classify.NOOP:
+            effects.append({"ran": False, "changed": False, "why": "only a comment for this server"})
+            continue
+        if info["category"] in classify.NOT_ON_COPY:
+            effects.append({"ran": False, "changed": False,
+                            "why": "not tried on the copy: it acts on the server, not on the schema"})
+            continue
+        sql = copy.retarget(st["sql"])
+        if info["category"] == classify.SESSION and info.get("kind") == "database":
+            sql = "SELECT 1" if target.get("verb") == "create" else "USE %s" % quote_ident(tmp)
+        only = touched_objects(st, db)
+        before = copy.real_definers(schema.snapshot(conn, tmp, flavor, only)["objects"]) if only != {} else {}
+        existing = target.get("table") in target_objects["tables"]
+        explicit = re.search(r"\bALGORITHM\s*=", st["effective"], re.IGNORECASE)
+        trial = existing and not explicit and info["category"] == classify.SCHEMA and (
+            (target["verb"] == "alter" and target["kind"] == "table" and target["clauses"]) or
+            (target["verb"] in ("create", "drop") and target["kind"] == "index"))
+        try:
+            if trial:
+                algorithm, lock = copy.execute(sql, info, target,
+                                               trial=lambda cur, text, t=target: try_alter(cur, text, t))
+                alters.append({"statement": ddl_lint.ref(st), "table": target["table"], "algorithm": algorithm,
+                               "lock": lock, "source": "tried on the temporary copy"})
+            else:
+                copy.execute(sql, info, target)
+                if existing and explicit and target["verb"] == "alter":
+                    algorithm = ddl_lint.statement_algorithm_by_rules(st["effective"], flavor, version)
+                    alters.append({"statement": ddl_lint.ref(st), "table": target["table"],
+                                   "algorithm": algorithm, "lock": "none" if algorithm != "copy" else "shared",
+                                   "source": "rules for %s %s (explicit ALGORITHM in the statement)" % (
+                                       flavor, ".".join(str(v) for v in version))})
+        except pymysql.err.MySQLError as exc:
+            raise _failed_on_copy(st, db, exc) from None
+        after = copy.real_definers(schema.snapshot(conn, tmp, flavor, only)["objects"]) if only != {} else {}
+        hints = datachecks.statement_hints(st["effective"], info, target)
+        if before or hints["unknown"] or hints["data_tables"] or hints["truncate"]:
+            lineage.step(ddl_lint.ref(st), info, hints, _with_raw_checks(conn, tmp, before.get("tables", {})),
+                         _with_raw_checks(conn, tmp, after.get("tables", {})))
+        # A column dropped and re-added, or a table replaced, loses values the structure does not show: never nil.
+        changed = before != after or only is None or bool(hints["readded"]) or hints["replace"]
+        effects.append({"ran": True, "changed": changed, "before": before, "after": after})
+    if checks_known is not None:
+        checks_known(lineage)
+    temp_after = copy.real_definers(schema.snapshot(conn, tmp, flavor)["objects"])
+    changes = schema.diff(temp_before, temp_after, lineage.origins())
     after_texts = {}
     for change in changes:
         if change["action"] != "drop":
             text = schema.show_create(conn, tmp, change["kind"], change["name"])
-            after_texts[change["object"]] = schema.rewrite_schema(text, tmp, db)
-    return changes, alters, after_texts, copied
+            after_texts[change["object"]] = sqlident.rewrite_schema(text, tmp, db)
+    return {"changes": changes, "alters": alters, "after_texts": after_texts, "copied": copied, "effects": effects,
+            "lineage": lineage}
 
 
 def attach_statements(changes, statements):
@@ -608,18 +830,22 @@ def attach_statements(changes, statements):
         for obj in objects_of_statement(st):
             by_object.setdefault(obj, []).append(ddl_lint.ref(st))
     for change in changes:
-        change["statements"] = by_object.get(change["object"], [])
+        refs = by_object.get(change["object"], [])
+        if change.get("renamed_from"):
+            refs = by_object.get("table %s" % change["renamed_from"], []) + refs
+        change["statements"] = [r for i, r in enumerate(refs) if r not in refs[:i]]
     return by_object
 
 
 def public_plan(changes):
-    return [{k: c[k] for k in ("object", "action", "details", "statements") if k in c} for c in changes]
+    return [{k: c[k] for k in ("object", "action", "details", "statements", "renamed_from") if k in c}
+            for c in changes]
 
 
 def diff_text(changes, creates_before, after_texts, db):
     before, after = [], []
     for change in changes:
-        kind, name = change["kind"], change["name"]
+        kind, name = change["kind"], change.get("renamed_from") or change["name"]
         if change["action"] != "create":
             before.append(schema.normalise_show_create(creates_before[kind][name], db, keep_definer=True) + ";\n")
         if change["action"] != "drop":
@@ -629,39 +855,50 @@ def diff_text(changes, creates_before, after_texts, db):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Lint that needs the server
+# Lint and data checks over the plan
 # ---------------------------------------------------------------------------------------------------------------
 
-def duplicate_findings(conn, db, changes, target_objects):
-    """New UNIQUE indexes (or indexes made unique) over existing rows that already hold duplicates."""
+def allow_destructive_value(value):
+    """schema_allow_destructive as given: true / false, or a list of objects (`orders`, `orders.legacy_flag`,
+    `orders.*`). Returns True, False or a list of strings."""
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("true", "yes", "on", "1"):
+            return True
+        if text.lower() in ("false", "no", "off", "0", ""):
+            return False
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    raise SchemaFailure("schema_allow_destructive must be true, false or a list of objects such as "
+                        "orders.legacy_flag; found %r" % (value,), {})
+
+
+def data_statement_findings(statements, applied_rows=None):
+    """Allowed data statements, listed among the destructive changes (their rows are counted when they run)."""
     found = []
-    for change in changes:
-        if change["kind"] != "tables" or change["name"] not in target_objects["tables"]:
+    for st in statements:
+        if st["class"]["category"] != "data":
             continue
-        table = change["name"]
-        existing_cols = target_objects["tables"][table]["columns"]
-        for idx in change.get("indexes", []):
-            after = idx.get("after")
-            if not after or not after["unique"] or idx["action"] == "drop":
-                continue
-            if idx["before"] and idx["before"]["unique"] and idx["before"]["columns"] == after["columns"]:
-                continue
-            cols = after["columns"]
-            if not all(c[0] in existing_cols for c in cols):
-                continue  # a column added by this release: no existing values to collide
-            exprs = ["LEFT(%s, %d)" % (quote_ident(c[0]), c[1]) if c[1] else quote_ident(c[0]) for c in cols]
-            not_null = " AND ".join("%s IS NOT NULL" % quote_ident(c[0]) for c in cols)
-            sql = ("SELECT COUNT(*), COALESCE(SUM(n), 0) FROM (SELECT COUNT(*) AS n FROM %s.%s WHERE %s "
-                   "GROUP BY %s HAVING COUNT(*) > 1) d" % (quote_ident(db), quote_ident(table), not_null,
-                                                         ", ".join(exprs)))
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                groups, rows = cur.fetchone()
-            if groups:
-                found.append({"object": change["object"], "index": idx["index"], "columns": [c[0] for c in cols],
-                              "duplicate_values": int(groups), "rows_involved": int(rows),
-                              "statements": change.get("statements", [])})
+        target = st.get("target") or ddl_lint.statement_target(st["effective"])
+        table = target.get("table") or next((n for s_, n in sqlident.object_references(st["effective"])
+                                            if s_ is None), None)
+        found.append({"object": "table %s" % table if table else "data", "key": [table] if table else [],
+                      "reason": "%s changes rows (allowed by schema_allow_statements)" % target["verb"].upper(),
+                      "statements": [ddl_lint.ref(st)], "allowed_by": "schema_allow_statements"})
     return found
+
+
+def check_message(check) -> str:
+    text = datachecks.describe(check)
+    refs = "%s #%d (line %d)" % (check["statement"]["file"], check["statement"]["index"], check["statement"]["line"])
+    if check.get("depends_on"):
+        text += " (checked against the data as %s leave(s) it)" % _refs_text(check["depends_on"])
+    return "%s; %s would fail or change them: clean the data first" % (text, refs)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -704,6 +941,19 @@ def reconnect_after_loss(params):
         return None, str(exc)
 
 
+def _segments(statements, way_checks):
+    """The statements to run, cut before each statement that has checks to run on the way."""
+    segments, current = [], []
+    for st in statements:
+        if way_checks.get(st["ref_key"]) and current:
+            segments.append(current)
+            current = []
+        current.append(st)
+    if current:
+        segments.append(current)
+    return segments
+
+
 def run(params, check_mode=False, diff_mode=False):
     """The module's work; returns the result dict or raises SchemaFailure (with a partial result)."""
     started = time.monotonic()
@@ -712,9 +962,16 @@ def run(params, check_mode=False, diff_mode=False):
     if len(names) != len(contents):
         raise SchemaFailure("ddl_names has %d entries and ddl_contents %d: give one name per text" % (
             len(names), len(contents)), {})
+    allow_destructive = allow_destructive_value(params.get("allow_destructive"))
+    allowed = list(params.get("allow_statements") or [])
+    unknown = sorted(set(allowed) - set(classify.ALLOWABLE))
+    if unknown:
+        raise SchemaFailure("schema_allow_statements may list %s; %s cannot be allowed" % (
+            ", ".join(classify.ALLOWABLE), ", ".join(unknown)), {})
     statements, checksums = read_ddl(params.get("ddl_files"),
                                      [{"name": n, "content": c} for n, c in zip(names, contents, strict=True)])
-    result = {"changed": False, "ok": False, "files": checksums, "applied": [], "statements": len(statements),
+    result = {"changed": False, "ok": False, "files": checksums, "applied": [], "skipped": [],
+              "statements": len(statements), "data_checks": [], "data_statements": [],
               "lint": {"idempotence": [], "destructive": [], "duplicates": [], "alters": [], "refused": [],
                        "report": []}}
     lint = result["lint"]
@@ -730,6 +987,9 @@ def run(params, check_mode=False, diff_mode=False):
             result["topology"] = ddl_exec.check_target(conn, info, params)
         except ddl_exec.TargetRefused as exc:
             raise SchemaFailure(str(exc), result) from None
+        # Every statement is classified before anything runs, in check and real mode alike.
+        classify_statements(statements, db, flavor, version)
+        result["classified"] = {c: n for c, n in sorted(_category_counts(statements).items())}
         with conn.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (db,))
             if not cur.fetchone()[0]:
@@ -745,50 +1005,99 @@ def run(params, check_mode=False, diff_mode=False):
         result["pre_sql"] = schema.export_sql(creates_before, db)
         result["table_sizes"] = {t: {"bytes": before["sizes"][t], "rows_estimate": before["rows"][t]}
                                  for t in sorted(before["sizes"])}
+        # Refused before anything runs (the snapshots above only read): nothing of the release reaches the server.
+        refusals = statement_refusals(statements, db, allowed)
+        if refusals:
+            lint["refused"] = refusals
+            first = next(st for st in statements if st.get("refused"))
+            result["failed_statement"] = dict(ddl_lint.ref(first), error="refused: " + first["refused"])
+            raise SchemaFailure("refused before anything ran on %s: %s" % (db, " | ".join(refusals)), result)
 
+        previous = {}
         for st in statements:
-            for text in ddl_lint.idempotence_findings(st, flavor, version):
+            for text in ddl_lint.idempotence_findings(st, flavor, version, previous.get(st["file"], [])):
                 lint["idempotence"].append(dict(ddl_lint.ref(st), finding=text))
+            previous.setdefault(st["file"], []).append(st)
 
-        # The plan, on a temporary copy that is always dropped (on the target, or on schema_plan_server).
+        # The plan, on a temporary copy (and a temporary account) that are always removed: on the target, or on
+        # schema_plan_server.
         tmp = temp_schema_name(db, params.get("temp_schema_prefix") or "__dbrelease_plan_")
         result["temp_schema"] = tmp
+        # The data checks read the real tables on connections of their own, from the moment they are known
+        # (every statement ran on the copy) while the plan finishes (final snapshot, diff, dropping the copy).
+        checking = DataChecks(params, db, _scan_keys(before))
         try:
-            plan_conn, result["plan_server"] = ddl_exec.plan_connection(conn, params, info)
+            plan_conn, result["plan_server"], plan_params = ddl_exec.plan_connection(conn, params, info)
         except ddl_exec.TargetRefused as exc:
             raise SchemaFailure(str(exc), result) from None
         try:
-            changes, alters, after_texts, result["plan_copied"] = compute_plan(
-                plan_conn, db, tmp, statements, flavor, version, before["objects"], creates_before,
-                full_copy=params.get("plan_copy") == "full", source_conn=conn if plan_conn is not conn else None)
+            with PlanCopy(plan_conn, plan_params, db, tmp, flavor, version,
+                          source_conn=conn if plan_conn is not conn else None) as copy:
+                plan = compute_plan(plan_conn, copy, statements, flavor, version, before["objects"], creates_before,
+                                    full_copy=params.get("plan_copy") == "full", checks_known=checking.start)
+            if copy.problems:
+                result.setdefault("warnings", []).extend("could not " + p for p in copy.problems)
         except SchemaFailure as exc:
+            checking.wait(conn)
             exc.result = dict(result, **exc.result)
             raise
+        except Exception:
+            checking.wait(conn)
+            raise
         finally:
-            drop_schema(plan_conn, tmp)
             if plan_conn is not conn:
                 close_quietly(plan_conn)
+        changes, alters, lineage = plan["changes"], plan["alters"], plan["lineage"]
+        result["plan_copied"] = plan["copied"]
         by_object = attach_statements(changes, statements)
         result["plan"] = public_plan(changes)
         result["plan_sha256"] = schema.plan_sha256(changes, checksums)
+        skips = plan_skips(statements, plan["effects"])
+        for i, st in enumerate(statements):
+            st["ref_key"] = (st["file"], st["index"])
+            if st["class"]["category"] == classify.NOOP:
+                skips[i] = plan["effects"][i]["why"]
+        result["skipped"] = [dict(ddl_lint.ref(statements[i]), reason=why) for i, why in sorted(skips.items())]
+        result["not_on_copy"] = [dict(ddl_lint.ref(st), reason=plan["effects"][i]["why"])
+                                 for i, st in enumerate(statements)
+                                 if st["class"]["category"] in classify.NOT_ON_COPY]
         result["plan_seconds"] = round(time.monotonic() - started, 3)
         if diff_mode:
-            result["diff"] = diff_text(changes, creates_before, after_texts, db)
+            result["diff"] = diff_text(changes, creates_before, plan["after_texts"], db)
+
+        # Data checks against the current data: wait for them (they started before the plan finished).
+        checks = lineage.checks
+        result["data_checks_seconds"] = checking.wait(conn)
+        result["data_checks"] = [_public_check(c) for c in checks]
 
         # Lint over the plan.
         refused = lint["refused"]
         lint["destructive"] = (ddl_lint.destructive_findings(changes, by_object) +
-                               ddl_lint.row_destroying_statements(statements, before["objects"]["tables"]))
-        if lint["destructive"] and not params["allow_destructive"]:
-            refused.append("destructive changes (set schema_allow_destructive: true to apply them): " +
+                               ddl_lint.row_destroying_statements(
+                                   [st for st in statements if st["class"]["category"] in ("schema", "data")],
+                                   before["objects"]["tables"]) +
+                               lineage.lost_values())
+        for finding in lint["destructive"]:
+            finding["allowed"] = ddl_lint.allowed_destructive(finding, allow_destructive)
+        not_allowed = [d for d in lint["destructive"] if not d["allowed"]]
+        if not_allowed:
+            refused.append("destructive changes (set schema_allow_destructive to the objects, e.g. [%s], or true, "
+                           "to apply them): " % ", ".join(sorted({".".join(d["key"]) for d in not_allowed
+                                                                  if d.get("key")})) +
                            "; ".join("%s %s by %s" % (d["object"], d["reason"], _refs_text(d["statements"]))
-                                     for d in lint["destructive"]))
-        lint["duplicates"] = duplicate_findings(conn, db, changes, before["objects"])
-        for dup in lint["duplicates"]:
-            refused.append("new unique index %s on %s (%s): %d value(s) already duplicated over %d rows; "
-                           "clean the data first (%s)" % (dup["index"], dup["object"], ", ".join(dup["columns"]),
-                                                         dup["duplicate_values"], dup["rows_involved"],
-                                                         _refs_text(dup["statements"])))
+                                     for d in not_allowed))
+        data_findings = data_statement_findings(statements)
+        lint["destructive"] += [dict(d, allowed=True) for d in data_findings]
+        lint["duplicates"] = [{"object": c["object"], "index": c["index"], "columns": c["columns"],
+                               "duplicate_values": c["duplicate_values"], "rows_involved": c["rows"],
+                               "statements": [c["statement"]]}
+                              for c in checks if c["check"] == "unique" and c.get("rows")]
+        for check in checks:
+            if check["when"] == "now" and check.get("rows"):
+                refused.append(check_message(check))
+            elif check.get("error"):
+                refused.append("%s: the data check on %s could not run: %s" % (
+                    _refs_text([check["statement"]]), check["object"], check["error"]))
         production = (params.get("environment") or "").lower() == "production"
         for alter in alters:
             size = before["sizes"].get(alter["table"], 0)
@@ -811,7 +1120,17 @@ def run(params, check_mode=False, diff_mode=False):
                           ["%s: ALGORITHM=%s, LOCK=%s, table %s %s (~%d rows)%s (%s)" % (
                               summary(a["statement"], 60), a["algorithm"].upper(), a["lock"].upper(), a["table"],
                               a["table_size"], a["rows_estimate"], ", blocks writes" if a["blocking"] else "",
-                              a["source"]) for a in alters])
+                              a["source"]) for a in alters] +
+                          ["checked on the way: %s, before %s runs (it depends on %s)" % (
+                              c["object"], _refs_text([c["statement"]]), _refs_text(c["depends_on"]) or
+                              "an earlier statement") for c in checks if c["when"] == "on_the_way"] +
+                          ["not checked against the data: %s (%s) by %s" % (
+                              c["object"], c["check"], _refs_text([c["statement"]]))
+                           for c in checks if c["when"] == "unchecked"] +
+                          ["skipped: %s #%d (line %d): %s" % (k["file"], k["index"], k["line"], k["reason"])
+                           for k in result["skipped"]] +
+                          ["%s #%d (line %d) %s" % (k["file"], k["index"], k["line"], k["reason"])
+                           for k in result["not_on_copy"]])
 
         # Promotion gate.
         if params["require_approved_plan"]:
@@ -841,19 +1160,56 @@ def run(params, check_mode=False, diff_mode=False):
             raise SchemaFailure("refused before applying anything to %s: %s" % (db, " | ".join(refused)), result)
 
         if check_mode:
-            result["changed"] = bool(changes)
+            result["changed"] = bool(changes) or bool(data_findings)
             result["ok"] = True
             return result
 
+        # The real run: every statement's checks passed; statements with checks on the way run after them.
+        to_run = [st for i, st in enumerate(statements) if i not in skips]
+        way_checks = {}
+        for check in checks:
+            if check["when"] == "on_the_way":
+                way_checks.setdefault((check["statement"]["file"], check["statement"]["index"]), []).append(check)
+        applied, failure = [], None
         runner = ddl_exec.Runner(params, info, alters, result["topology"])
         # Point-in-time recovery replays the binary logs up to here (rollback, release_rollback_mode=pitr: HR).
-        result["binlog_before_ddl"] = binlog.position_for_record(conn, flavor) if changes else {}
-        applied, failure = apply_statements(conn, db, statements, runner)
+        first = next((st for st in to_run if st["class"]["category"] not in (classify.SESSION, classify.NOOP)), None)
+        result["binlog_before_ddl"] = binlog.position_for_record(conn, flavor) if first is not None else {}
+        for segment in _segments(to_run, way_checks):
+            pending = way_checks.get(segment[0]["ref_key"], [])
+            if pending:
+                datachecks.evaluate(conn, db, pending, "way", connect=lambda: connect(params),
+                                    workers=DATA_CHECK_WORKERS)
+                result["data_checks"] = [_public_check(c) for c in checks]
+                offending = [c for c in pending if c.get("rows") or c.get("error")]
+                if offending:
+                    result["applied"] = applied
+                    result["execution"] = runner.report()
+                    result["changed"] = bool(applied)
+                    raise SchemaFailure(
+                        "stopped before %s: %s. Statements applied before it, which stay in effect (DDL is not "
+                        "transactional; the plan said this check could only run on the way): %s" % (
+                            summary(segment[0]), "; ".join(check_message(c) if c.get("rows") is not None else
+                                                           "%s: %s" % (c["object"], c.get("error"))
+                                                           for c in offending),
+                            _refs_text(applied)), _after_failure(conn, db, flavor, result, before, statements,
+                                                                  creates_before, lineage))
+            done, failure = apply_statements(conn, db, segment, runner)
+            applied.extend(done)
+            if failure:
+                break
         result["applied"] = applied
         result["execution"] = runner.report()
+        result["data_statements"] = [a for a in applied if (a["file"], a["index"]) in {
+            st["ref_key"] for st in statements if st["class"]["category"] == "data"}]
         if applied and result["binlog_before_ddl"].get("file"):
-            # The executor may have waited after that read while the application wrote: stop at the DDL itself.
-            result["binlog_before_ddl"] = binlog.position_before_first_ddl(conn, db, result["binlog_before_ddl"])
+            # The executor may have waited after that read while the application wrote: stop at the first DDL
+            # itself, when the release began with one (a data statement's transaction looks like the application's).
+            if first["class"]["category"] == classify.SCHEMA:
+                result["binlog_before_ddl"] = binlog.position_before_first_ddl(conn, db, result["binlog_before_ddl"])
+            else:
+                result["binlog_before_ddl"]["note"] = "the release began with a %s statement: position as read " \
+                    "before it" % first["class"]["category"]
         lost = bool(failure and failure.get("connection_lost"))
         if lost:
             # The server may be gone (crashed, killed, restarted): the statements before this one completed, and
@@ -875,10 +1231,11 @@ def run(params, check_mode=False, diff_mode=False):
         result["post_sha256"] = schema.snapshot_sha256(after["objects"])
         result["post_snapshot"] = {"database": db, "sha256": result["post_sha256"], "objects": after["objects"]}
         result["post_sql"] = schema.export_sql(creates_after, db)
-        actual = schema.diff(before["objects"], after["objects"])
+        actual = schema.diff(before["objects"], after["objects"], lineage.origins())
         attach_statements(actual, statements)
         result["changes"] = public_plan(actual)
-        result["changed"] = bool(actual)
+        rows_changed = sum(max(a.get("rows") or 0, 0) for a in result["data_statements"])
+        result["changed"] = bool(actual) or rows_changed > 0
         if diff_mode:
             result["diff"] = diff_text(actual, creates_before,
                                        {c["object"]: creates_after[c["kind"]][c["name"]] for c in actual
@@ -900,13 +1257,98 @@ def run(params, check_mode=False, diff_mode=False):
             close_quietly(conn)
 
 
+def _after_failure(conn, db, flavor, result, before, statements, creates_before, lineage):
+    """The result of a run stopped on the way: the schema as it is now and what changed."""
+    after = schema.snapshot(conn, db, flavor)
+    result["post_sha256"] = schema.snapshot_sha256(after["objects"])
+    result["post_snapshot"] = {"database": db, "sha256": result["post_sha256"], "objects": after["objects"]}
+    actual = schema.diff(before["objects"], after["objects"], lineage.origins())
+    attach_statements(actual, statements)
+    result["changes"] = public_plan(actual)
+    result["changed"] = bool(actual)
+    return result
+
+
+class DataChecks:
+    """The plan's data checks (the `now` ones), run in a thread of their own on connections of their own, so
+    they overlap with the end of the plan. `wait()` returns the seconds the run waited for them after the plan
+    (what they added to it); it runs them on `conn` when no second connection can be made."""
+
+    def __init__(self, params, db, tables):
+        self.params, self.db, self.tables = params, db, tables
+        self.thread = None
+        self.checks = None
+        self.error = None
+
+    def start(self, lineage):
+        import threading
+
+        self.checks = [c for c in lineage.checks if c["when"] == "now"]
+        try:
+            first = connect(self.params)
+        except DbError:
+            return  # run them in wait(), on the plan's connection
+        self.thread = threading.Thread(target=self._run, args=(first,), daemon=True)
+        self.thread.start()
+
+    def _run(self, first):
+        try:
+            datachecks.evaluate(first, self.db, self.checks, "now", connect=lambda: connect(self.params),
+                                workers=DATA_CHECK_WORKERS, tables=self.tables)
+        except Exception as exc:  # noqa: BLE001 - re-raised by wait() in the module's thread
+            self.error = exc
+        finally:
+            close_quietly(first)
+
+    def wait(self, conn):
+        started = time.monotonic()
+        if self.thread is not None:
+            self.thread.join()
+        elif self.checks:
+            datachecks.evaluate(conn, self.db, self.checks, "now", tables=self.tables, workers=1)
+        if self.error is not None:
+            raise self.error
+        return round(time.monotonic() - started, 3)
+
+
+def _scan_keys(snap):
+    """{table: {"key": its single-column integer primary key or None, "rows": estimate}} for the data checks."""
+    out = {}
+    for table, spec in snap["objects"]["tables"].items():
+        primary = spec["indexes"].get("PRIMARY")
+        key = None
+        if primary and len(primary["columns"]) == 1:
+            column = primary["columns"][0][0]
+            if ddl_lint.parse_type(spec["columns"][column]["type"])["base"] in ddl_lint.INT_BYTES:
+                key = column
+        out[table] = {"key": key, "rows": snap["rows"].get(table, 0)}
+    return out
+
+
+def _category_counts(statements):
+    counts = {}
+    for st in statements:
+        counts[st["class"]["category"]] = counts.get(st["class"]["category"], 0) + 1
+    return counts
+
+
+def _public_check(check):
+    out = {k: check[k] for k in ("check", "object", "columns", "statement", "depends_on", "when", "rows",
+                                 "duplicate_values", "index", "constraint", "parent", "error") if k in check}
+    out["depends_on"] = list(out.get("depends_on") or [])
+    out.setdefault("rows", None)
+    return out
+
+
 RECORD_KEYS = ("plan_sha256", "plan", "changes", "applied", "failed_statement", "files", "lint", "plan_gate",
-               "pre_sha256", "post_sha256", "table_sizes", "temp_schema", "plan_seconds", "topology", "plan_server",
-               "execution", "binlog_before_ddl")
+               "pre_sha256", "post_sha256", "table_sizes", "temp_schema", "plan_seconds", "skipped",
+               "not_on_copy", "data_checks", "data_statements", "data_checks_seconds", "classified", "topology",
+               "plan_server", "execution", "binlog_before_ddl")
 RECORD_DEFAULTS = {"plan_sha256": "", "plan": [], "changes": [], "applied": [], "failed_statement": {}, "files": {},
                    "lint": {}, "plan_gate": {"status": "not required"}, "pre_sha256": "", "post_sha256": "",
-                   "table_sizes": {}, "temp_schema": "", "plan_seconds": None, "topology": {}, "plan_server": {},
-                   "execution": {}, "binlog_before_ddl": {}}
+                   "table_sizes": {}, "temp_schema": "", "plan_seconds": None, "skipped": [], "not_on_copy": [],
+                   "data_checks": [], "data_statements": [], "data_checks_seconds": None, "classified": {},
+                   "topology": {}, "plan_server": {}, "execution": {}, "binlog_before_ddl": {}}
 
 
 def record_part(result):
@@ -915,12 +1357,17 @@ def record_part(result):
 
 
 def result_line(result):
-    """One line for the operator: the plan, and the lint findings."""
+    """One line for the operator: the plan, what the real run leaves out, and the lint findings."""
     plan = ", ".join("%s %s" % (c.get("action"), c.get("object")) for c in result.get("plan") or [])
     plan = plan or "nothing to change"
+    checks = result.get("data_checks") or []
+    checked = " (data checks: %d against the current rows%s)" % (
+        len([c for c in checks if c.get("when") == "now"]),
+        ", %d on the way" % len([c for c in checks if c.get("when") == "on_the_way"])
+        if any(c.get("when") == "on_the_way" for c in checks) else "") if checks else ""
     findings = (result.get("lint") or {}).get("report") or []
-    return "plan: %s%s%s" % (plan, ("; lint: " + " | ".join(findings)) if findings else "",
-                             ddl_exec.summary_line(result.get("execution")))
+    return "plan: %s%s%s%s" % (plan, checked, ("; lint: " + " | ".join(findings)) if findings else "",
+                               ddl_exec.summary_line(result.get("execution")))
 
 
 def main():

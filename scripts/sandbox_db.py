@@ -61,6 +61,7 @@ class Sandbox:
         self.socket = str(self.base / "mysqld.sock")
         self.pidfile = self.base / "mysqld.pid"
         self.log = self.base / "mysqld.log"
+        self.tmpdir = self.base / "tmp"
         self.state = self.base / "sandbox.json"
         self.bind_address = bind_address
         self.log_bin = log_bin
@@ -115,6 +116,7 @@ class Sandbox:
         if self.running():
             return self
         self.base.mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(exist_ok=True)
         self.initialise()
         cmd = [
             _which(MARIADBD_CANDIDATES),
@@ -137,6 +139,9 @@ class Sandbox:
             "--innodb-buffer-pool-size=128M",
             "--innodb-log-file-size=96M",
             "--max-allowed-packet=64M",
+            # A temporary directory of its own: internal temporary tables in a /tmp shared with other servers and
+            # test runs vanished under load ("Error on delete of '/tmp/#sql-temptable-...'", errno 2).
+            "--tmpdir=%s" % self.tmpdir,
             *extra_args,
         ]
         with open(os.devnull, "rb") as devnull, open(self.log, "ab") as log:

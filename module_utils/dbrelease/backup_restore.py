@@ -1,9 +1,15 @@
 """Restore test: load a backup into a throwaway database on the same server, compare it with the source, drop it.
 
 The dump holds one database without `--databases`, so it has no CREATE DATABASE or USE: the client is simply
-pointed at `<db>__dbrelease_restore_<random>`. Events are restored DISABLED (rewritten in the stream) so that no
-event ever fires from the copy; the session does not write the binary log (`sql_log_bin=0`) unless configured,
-so replicas never see the copy. The throwaway database is dropped in every case, also on failure.
+pointed at `<db>__dbrelease_restore_<random>`. Two things are rewritten in the stream, after the dump's data:
+events are restored DISABLED so that no event ever fires from the copy, and view definitions that name the source
+schema (the dump client writes them so when a view's DEFINER account does not exist) are made to name the copy
+(identifier-aware, so a table named like the database keeps its name). The session does not write the binary log
+(`sql_log_bin=0`) unless configured, so replicas never see the copy. The throwaway database is dropped in every
+case, also on failure.
+
+Objects whose DEFINER account does not exist are restored as a stock client restores them (with the admin's
+SET USER / SUPER), and the report names them (`missing_definers`): they fail when used, on the source as well.
 """
 
 from __future__ import annotations
@@ -19,21 +25,28 @@ from ansible.module_utils.dbrelease import backup_compare as cmp
 from ansible.module_utils.dbrelease.backup import BackupError
 from ansible.module_utils.dbrelease.backup_io import CHUNK, kill_process
 from ansible.module_utils.dbrelease.db import DbError, client_option_file, connect, quote_ident, scrub
+from ansible.module_utils.dbrelease.sqlident import rewrite_schema
 
 EVENTS_MARKER = b"\n-- Dumping events for database '"
 _EVENT_HEADER_RE = re.compile(rb"^(/\*!50106 CREATE\*/.*? EVENT .*?) ENABLE((?: COMMENT '(?:[^'\\]|\\.|'')*')? DO )")
+_VIEW_LINE = b"/*!50001 VIEW "
 
 
-class EventDisabler:
-    """Stream filter: in the dump's events section, create every event DISABLED. Everything else passes as is.
+class RestoreFilter:
+    """Stream filter over a dump: from the events section on (events, routines, final view definitions), create
+    every event DISABLED and make view definitions that name schema `source` name `target` instead. The data
+    before it passes untouched (it is searched for the section's marker, never split into lines).
 
-    Feed chunks with `feed()`, then `flush()`; both return the bytes to write. `disabled` counts rewritten events.
+    Feed chunks with `feed()`, then `flush()`; both return the bytes to write. `disabled` counts rewritten events,
+    `views_retargeted` the view definitions that named the source schema.
     """
 
-    def __init__(self):
+    def __init__(self, source=None, target=None):
+        self.source, self.target = source, target
         self.in_events = False
         self.carry = b""
         self.disabled = 0
+        self.views_retargeted = 0
 
     def feed(self, chunk: bytes) -> bytes:
         data = self.carry + chunk
@@ -56,6 +69,13 @@ class EventDisabler:
         return self._line(rest) if self.in_events else rest
 
     def _line(self, line: bytes) -> bytes:
+        if self.source and line.startswith(_VIEW_LINE):
+            text = line.decode("utf-8", "surrogateescape")
+            new_text = rewrite_schema(text, self.source, self.target)
+            if new_text != text:
+                self.views_retargeted += 1
+                return new_text.encode("utf-8", "surrogateescape")
+            return line
         new, count = _EVENT_HEADER_RE.subn(rb"\1 DISABLE\2", line, count=1)
         self.disabled += count
         return new
@@ -69,13 +89,14 @@ def restore_command(client, option_file, database, skip_binlog=True) -> list[str
     return cmd + [database]
 
 
-def restore(params, tools, path, target, skip_binlog=True) -> dict:
-    """Stream `path` (decompressed, events disabled) into the existing database `target`. Raises BackupError."""
+def restore(params, tools, path, target, skip_binlog=True, source=None) -> dict:
+    """Stream `path` (decompressed, events disabled, views naming `source` retargeted) into the existing database
+    `target`. Raises BackupError."""
     compression = codec.compression_of(path)
     if compression is None:
         raise BackupError("%s is neither .sql.gz nor .sql.zst" % path, check="restore")
     dec_err, cli_err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-    filt = EventDisabler()
+    filt = RestoreFilter(source, target)
     raw = [0]
     dec = cli = None
     try:
@@ -119,7 +140,7 @@ def restore(params, tools, path, target, skip_binlog=True) -> dict:
                 proc.stdout.close()
         dec_err.close()
         cli_err.close()
-    return {"bytes_uncompressed": raw[0], "events_disabled": filt.disabled}
+    return {"bytes_uncompressed": raw[0], "events_disabled": filt.disabled, "views_retargeted": filt.views_retargeted}
 
 
 def _drop(params, target) -> str | None:
@@ -136,10 +157,13 @@ def _drop(params, target) -> str | None:
     return None
 
 
-def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=True, token=None) -> dict:
-    """Restore `path` into a throwaway database and compare it with `database`. Never leaves the copy behind.
+def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=True, token=None,
+                 checksum_budget_s=600.0, chunk_rows=10000) -> dict:
+    """Restore `path` into a throwaway database and compare it with `database`: objects, definitions, exact row
+    counts and chunked row checksums (under `checksum_budget_s`). Never leaves the copy behind.
 
-    Returns {"ok", "problems", "throwaway", "objects", "rows", "live_differences", "durations_s", ...}.
+    Returns {"ok", "problems", "throwaway", "objects", "rows", "checksums", "sampled", "live_differences",
+    "missing_definers", "durations_s", ...}.
     """
     target = cmp.restore_name(database, token or secrets.token_hex(4))
     started = time.monotonic()
@@ -160,7 +184,7 @@ def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=T
             cur.execute("CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (quote_ident(target), row[0], row[1]))
         try:
             t0 = time.monotonic()
-            report.update(restore(params, tools, path, target, skip_binlog))
+            report.update(restore(params, tools, path, target, skip_binlog, source=database))
             durations["restore"] = time.monotonic() - t0
             t0 = time.monotonic()
             conn.ping(reconnect=True)
@@ -170,17 +194,27 @@ def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=T
             counts_copy = cmp.row_counts(conn, target, copy["tables"])
             count_problems, live = cmp.compare_counts(counts_src, counts_copy, exact_counts)
             durations["compare"] = time.monotonic() - t0
+            t0 = time.monotonic()
+            layouts = {t: dict(spec, rows_estimate=counts_src.get(t, spec["rows_estimate"]))  # exact, not stats
+                       for t, spec in cmp.table_layouts(conn, database).items() if t in copy["tables"]}
+            checksums = cmp.table_checksums(conn, database, target, layouts, budget_s=checksum_budget_s,
+                                            chunk_rows=chunk_rows)
+            sum_problems, sum_live = cmp.compare_checksums(checksums, exact_counts)
+            durations["checksums"] = time.monotonic() - t0
+            report["missing_definers"] = cmp.missing_definers(conn, target)
         finally:
             drop_error = _drop(params, target)
     finally:
         conn.close()
-    problems = problems + count_problems
+    problems = problems + count_problems + sum_problems
     if drop_error:
         problems.append(drop_error)
     durations["total"] = time.monotonic() - started
+    sampled = sorted(t for t, c in checksums.items() if c["sampled"] or c["method"].startswith("not compared"))
     report.update(ok=not problems, problems=problems, objects=cmp.object_counts(source),
                   rows={name: {"source": counts_src.get(name), "restored": counts_copy.get(name)}
                         for name in sorted(counts_src)},
-                  live_differences=live, dropped=drop_error is None,
-                  durations_s={k: round(v, 3) for k, v in durations.items()})
+                  checksums=checksums, sampled=sampled, checksum_budget_s=checksum_budget_s, chunk_rows=chunk_rows,
+                  live_differences=dict(live, **{t: dict(live.get(t, {}), contents=v) for t, v in sum_live.items()}),
+                  dropped=drop_error is None, durations_s={k: round(v, 3) for k, v in durations.items()})
     return report

@@ -208,13 +208,14 @@ def check_target(conn, server, params):
 
 
 def plan_connection(conn, params, server):
-    """(connection, description) of where the temporary plan schema is built: `conn` itself, or a connection to
-    `plan_server` (a replica or a separate server; its own host/port/socket, the release's account unless it names
-    one). There, binary logging is turned off for the session (SET sql_log_bin = 0), so the temporary schema
-    reaches no binary log: no errant GTID on a replica, nothing replicated from a separate server."""
+    """(connection, description, connection parameters) of where the temporary plan schema is built: `conn`
+    itself, or a connection to `plan_server` (a replica or a separate server; its own host/port/socket, the
+    release's account unless it names one). There, binary logging is turned off for the session
+    (SET sql_log_bin = 0), so the temporary schema reaches no binary log: no errant GTID on a replica, nothing
+    replicated from a separate server."""
     spec = params.get("plan_server")
     if not spec:
-        return conn, {"endpoint": endpoint(params), "same_as_target": True}
+        return conn, {"endpoint": endpoint(params), "same_as_target": True}, params
     plan_params = topology.replica_params(params, spec)
     where = endpoint(plan_params)
     try:
@@ -254,7 +255,7 @@ def plan_connection(conn, params, server):
                             where, exc.args[1] if len(exc.args) > 1 else exc)) from None
                 description["notes"].append("binary logging stays on for the plan session: %s" % (
                     exc.args[1] if len(exc.args) > 1 else exc))
-        return plan_conn, description
+        return plan_conn, description, plan_params
     except BaseException:
         plan_conn.close()
         raise

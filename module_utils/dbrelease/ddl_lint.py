@@ -249,9 +249,30 @@ def _has_if(clause, *words):
 # Idempotence
 # --------------------------------------------------------------------------------------------------------------
 
-def idempotence_findings(statement: dict, flavor: str, version) -> list:
-    """Messages for a statement that fails or changes something again when run twice."""
-    info = statement_target(statement["sql"])
+_BODY_KINDS = ("procedure", "function", "trigger", "event")
+
+
+def _replace_advice(kind: str, mariadb: bool) -> str:
+    """How to make a CREATE of a routine, trigger or event rerunnable without keeping an older body."""
+    if mariadb:
+        return "use CREATE OR REPLACE %s (IF NOT EXISTS would keep an existing, older body)" % kind.upper()
+    return "precede it with DROP %s IF EXISTS (IF NOT EXISTS would keep an existing, older body)" % kind.upper()
+
+
+def _dropped_before(info, previous) -> bool:
+    """A `DROP <kind> IF EXISTS <name>` of the same object earlier in the same file."""
+    for st in previous or ():
+        before = statement_target(st["sql"])
+        if before["verb"] == "drop" and before["kind"] == info["kind"] and before["if_exists"] and \
+                (before["name"] or "").lower() == (info["name"] or "").lower():
+            return True
+    return False
+
+
+def idempotence_findings(statement: dict, flavor: str, version, previous=None) -> list:
+    """Messages for a statement that fails or changes something again when run twice. `previous`: the statements
+    before it in the same file (a CREATE after a matching DROP ... IF EXISTS is rerunnable)."""
+    info = statement_target(statement.get("effective") or statement["sql"])
     version = tuple(version or (0, 0, 0))
     mariadb = flavor == "mariadb"
     found = []
@@ -264,7 +285,7 @@ def idempotence_findings(statement: dict, flavor: str, version) -> list:
         if kind == "table" and not info["if_not_exists"]:
             if info["or_replace"]:
                 pass  # reported as destructive: it drops the table's rows
-            else:
+            elif not _dropped_before(info, previous):
                 add("CREATE TABLE %s without IF NOT EXISTS fails when the table exists" % info["name"])
         elif kind == "index" and not info["if_not_exists"]:
             if mariadb:
@@ -272,13 +293,14 @@ def idempotence_findings(statement: dict, flavor: str, version) -> list:
             else:
                 add("CREATE INDEX %s fails when the index exists; MySQL has no CREATE INDEX IF NOT EXISTS: guard it "
                     "with a check on information_schema.STATISTICS or use a migration" % info["name"])
-        elif kind == "view" and not (info["or_replace"] or info["if_not_exists"]):
+        elif kind == "view" and not (info["or_replace"] or info["if_not_exists"]) and \
+                not _dropped_before(info, previous):
             add("CREATE VIEW %s without OR REPLACE fails when the view exists" % info["name"])
-        elif kind in ("procedure", "function", "trigger", "event") and not (info["or_replace"] or
-                                                                            info["if_not_exists"]):
-            mysql_ok = kind == "event" or version >= (8, 0, 29)
-            hint = "IF NOT EXISTS" if (mariadb or mysql_ok) else "a preceding DROP %s IF EXISTS" % kind.upper()
-            add("CREATE %s %s fails when it exists: use %s" % (kind.upper(), info["name"], hint))
+        elif kind in _BODY_KINDS and info["if_not_exists"]:
+            add("CREATE %s IF NOT EXISTS %s keeps an existing %s whatever its body: a changed body in this file "
+                "would not be applied; %s" % (kind.upper(), info["name"], kind, _replace_advice(kind, mariadb)))
+        elif kind in _BODY_KINDS and not info["or_replace"] and not _dropped_before(info, previous):
+            add("CREATE %s %s fails when it exists: %s" % (kind.upper(), info["name"], _replace_advice(kind, mariadb)))
         elif kind == "database" and not info["if_not_exists"]:
             add("CREATE DATABASE %s without IF NOT EXISTS fails when it exists" % info["name"])
     elif verb == "drop" and kind and not info["if_exists"]:
@@ -314,11 +336,11 @@ def idempotence_findings(statement: dict, flavor: str, version) -> list:
 # Destructive changes
 # --------------------------------------------------------------------------------------------------------------
 
-_INT_BYTES = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "integer": 4, "bigint": 8}
-_TEXT_BYTES = {"tinytext": 255, "text": 65535, "mediumtext": 16777215, "longtext": 4294967295,
+INT_BYTES = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "integer": 4, "bigint": 8}
+TEXT_BYTES = {"tinytext": 255, "text": 65535, "mediumtext": 16777215, "longtext": 4294967295,
                "tinyblob": 255, "blob": 65535, "mediumblob": 16777215, "longblob": 4294967295}
-_STRINGS = {"char", "varchar", "binary", "varbinary"}
-_TEMPORAL_RANK = {"year": 0, "date": 1, "time": 1, "datetime": 2, "timestamp": 2}
+STRINGS = {"char", "varchar", "binary", "varbinary"}
+TEMPORAL_RANK = {"year": 0, "date": 1, "time": 1, "datetime": 2, "timestamp": 2}
 _TYPE_RE = re.compile(r"^\s*([a-z]+)\s*(?:\((.*?)\))?\s*(.*)$", re.DOTALL)
 
 
@@ -335,9 +357,26 @@ def parse_type(column_type: str) -> dict:
     return {"base": base, "args": parsed, "unsigned": "unsigned" in rest}
 
 
-def _int_range(t):
-    bits = 8 * _INT_BYTES[t["base"]]
+def int_range(t):
+    bits = 8 * INT_BYTES[t["base"]]
     return (0, 2 ** bits - 1) if t["unsigned"] else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+
+_FULL_UNICODE = ("utf8mb4", "utf16", "utf16le", "utf32")
+_BMP = ("utf8mb3", "utf8", "ucs2")
+
+
+def charset_holds(after: str, before: str) -> bool:
+    """Whether character set `after` can hold every character `before` can (utf8mb4 holds all, utf8mb3 and ucs2
+    every character but those outside the BMP, every character set holds ascii)."""
+    after, before = (after or "").lower(), (before or "").lower()
+    if after == before or {after, before} <= {"utf8", "utf8mb3"} or before == "ascii":
+        return True
+    if after in _FULL_UNICODE:
+        return before != "binary"
+    if after in _BMP:
+        return before not in _FULL_UNICODE and before != "binary"
+    return False
 
 
 def narrowing_reason(before_type: str, after_type: str, before_charset=None, after_charset=None):
@@ -345,17 +384,19 @@ def narrowing_reason(before_type: str, after_type: str, before_charset=None, aft
     b, a = parse_type(before_type), parse_type(after_type)
     if b == a and (before_charset or None) == (after_charset or None):
         return None
-    if before_charset and after_charset and before_charset != after_charset and before_charset.startswith("utf8mb4"):
+    if before_charset and after_charset and not charset_holds(after_charset, before_charset):
         return "character set %s -> %s cannot hold every character" % (before_charset, after_charset)
+    if b == a:
+        return None
     bb, ab = b["base"], a["base"]
-    if bb in _INT_BYTES and ab in _INT_BYTES:
-        (bmin, bmax), (amin, amax) = _int_range(b), _int_range(a)
+    if bb in INT_BYTES and ab in INT_BYTES:
+        (bmin, bmax), (amin, amax) = int_range(b), int_range(a)
         if amin > bmin or amax < bmax:
             return "%s -> %s narrows the integer range" % (before_type, after_type)
         return None
-    if bb in _INT_BYTES and ab in ("decimal", "numeric") and a["args"]:
+    if bb in INT_BYTES and ab in ("decimal", "numeric") and a["args"]:
         digits = int(a["args"][0]) - (int(a["args"][1]) if len(a["args"]) > 1 else 0)
-        needed = len(str(_int_range(b)[1]))
+        needed = len(str(int_range(b)[1]))
         return None if digits >= needed else "%s -> %s has too few integer digits" % (before_type, after_type)
     if bb in ("decimal", "numeric") and ab in ("decimal", "numeric"):
         bp, bs = (int(b["args"][0]) if b["args"] else 10), (int(b["args"][1]) if len(b["args"]) > 1 else 0)
@@ -365,9 +406,9 @@ def narrowing_reason(before_type: str, after_type: str, before_charset=None, aft
         return None
     if bb in ("float", "double", "real") and ab in ("float", "double", "real"):
         return "%s -> %s loses precision" % (before_type, after_type) if bb != "float" and ab == "float" else None
-    if bb in _STRINGS | set(_TEXT_BYTES) and ab in _STRINGS | set(_TEXT_BYTES):
-        blen = int(b["args"][0]) if bb in _STRINGS and b["args"] else _TEXT_BYTES.get(bb, 1)
-        alen = int(a["args"][0]) if ab in _STRINGS and a["args"] else _TEXT_BYTES.get(ab, 1)
+    if bb in STRINGS | set(TEXT_BYTES) and ab in STRINGS | set(TEXT_BYTES):
+        blen = int(b["args"][0]) if bb in STRINGS and b["args"] else TEXT_BYTES.get(bb, 1)
+        alen = int(a["args"][0]) if ab in STRINGS and a["args"] else TEXT_BYTES.get(ab, 1)
         if alen < blen:
             return "%s -> %s is shorter (%d < %d)" % (before_type, after_type, alen, blen)
         binary = ("binary" in bb or "blob" in bb), ("binary" in ab or "blob" in ab)
@@ -377,11 +418,11 @@ def narrowing_reason(before_type: str, after_type: str, before_charset=None, aft
     if bb in ("enum", "set") and ab == bb:
         missing = [v for v in b["args"] if v not in a["args"]]
         return "%s loses value(s) %s" % (bb, ", ".join(repr(v) for v in missing)) if missing else None
-    if bb in ("enum", "set") and ab in _STRINGS | set(_TEXT_BYTES):
+    if bb in ("enum", "set") and ab in STRINGS | set(TEXT_BYTES):
         longest = max((len(v) for v in b["args"]), default=0)
-        alen = int(a["args"][0]) if ab in _STRINGS and a["args"] else _TEXT_BYTES.get(ab, 1)
+        alen = int(a["args"][0]) if ab in STRINGS and a["args"] else TEXT_BYTES.get(ab, 1)
         return None if alen >= longest else "%s -> %s is too short for the values" % (before_type, after_type)
-    if bb in _TEMPORAL_RANK and ab in _TEMPORAL_RANK:
+    if bb in TEMPORAL_RANK and ab in TEMPORAL_RANK:
         if bb == ab or {bb, ab} == {"datetime", "timestamp"}:
             bf = int(b["args"][0]) if b["args"] else 0
             af = int(a["args"][0]) if a["args"] else 0
@@ -390,53 +431,98 @@ def narrowing_reason(before_type: str, after_type: str, before_charset=None, aft
             if bb == "datetime" and ab == "timestamp":
                 return "datetime -> timestamp cannot hold dates outside 1970-2038"
             return None
-        if _TEMPORAL_RANK[ab] < _TEMPORAL_RANK[bb] or {bb, ab} == {"date", "time"}:
+        if TEMPORAL_RANK[ab] < TEMPORAL_RANK[bb] or {bb, ab} == {"date", "time"}:
             return "%s -> %s drops part of the value" % (before_type, after_type)
         return None
-    if bb in _INT_BYTES and ab in _STRINGS and a["args"]:
-        needed = len(str(_int_range(b)[0])) if not b["unsigned"] else len(str(_int_range(b)[1]))
+    if bb in INT_BYTES and ab in STRINGS and a["args"]:
+        needed = len(str(int_range(b)[0])) if not b["unsigned"] else len(str(int_range(b)[1]))
         return None if int(a["args"][0]) >= needed else "%s -> %s is too short for the numbers" % (
             before_type, after_type)
     return "%s -> %s changes the type family (values may not convert)" % (before_type, after_type)
 
 
-def destructive_findings(changes, statements_by_object=None, existing_tables=()):
-    """Drops and narrowing changes in a plan, plus statements that destroy rows without changing the structure."""
+def destructive_findings(changes, statements_by_object=None):
+    """Drops, re-creations and narrowing changes in a plan. Each finding names its object by `key`: [table] or
+    [table, column] (what schema_allow_destructive lists)."""
     found = []
     for change in changes:
         refs = (statements_by_object or {}).get(change["object"], [])
-        if change["kind"] == "tables" and change["action"] == "drop":
-            found.append({"object": change["object"], "reason": "drops the table and its rows", "statements": refs})
-        if change["kind"] == "tables" and change["action"] == "alter":
+        if change["kind"] != "tables":
+            continue
+        table = change["name"]
+        if change["action"] == "drop":
+            found.append({"object": change["object"], "key": [table], "reason": "drops the table and its rows",
+                          "statements": refs})
+        elif change["action"] == "recreate":
+            found.append({"object": change["object"], "key": [table],
+                          "reason": "drops and re-creates the table: its rows are lost", "statements": refs})
+        elif change["action"] in ("alter", "rename"):
             for col in change.get("columns", []):
                 if col["action"] == "drop":
-                    found.append({"object": change["object"], "reason": "drops column %s" % col["column"],
-                                  "statements": refs})
+                    found.append({"object": change["object"], "key": [table, col["column"]],
+                                  "reason": "drops column %s" % col["column"], "statements": refs})
                 elif col["action"] == "modify":
                     reason = narrowing_reason(col["before"]["type"], col["after"]["type"],
                                               col["before"].get("charset"), col["after"].get("charset"))
                     if reason:
-                        found.append({"object": change["object"],
+                        found.append({"object": change["object"], "key": [table, col["column"]],
                                       "reason": "narrows column %s: %s" % (col["column"], reason),
                                       "statements": refs})
     return found
 
 
 def row_destroying_statements(statements, existing_tables):
-    """TRUNCATE, and CREATE OR REPLACE TABLE of an existing table: they empty a table the structure diff may not
-    show as changed."""
+    """Statements that empty a table or part of it while the structure diff may show no change: CREATE OR REPLACE
+    TABLE of an existing table, ALTER TABLE ... DROP / TRUNCATE PARTITION, TRUNCATE (a data statement, found
+    here when data statements are allowed)."""
     found = []
     for st in statements:
-        info = statement_target(st["sql"])
+        info = statement_target(st.get("effective") or st["sql"])
+        table = info["name"]
         if info["verb"] == "truncate":
-            found.append({"object": "table %s" % info["name"], "reason": "TRUNCATE deletes every row",
+            found.append({"object": "table %s" % table, "key": [table], "reason": "TRUNCATE deletes every row",
                           "statements": [ref(st)]})
-        elif info["verb"] == "create" and info["kind"] == "table" and info["or_replace"] and \
-                info["name"] in existing_tables:
-            found.append({"object": "table %s" % info["name"],
+        elif info["verb"] == "create" and info["kind"] == "table" and info["or_replace"] and table in existing_tables:
+            found.append({"object": "table %s" % table, "key": [table],
                           "reason": "CREATE OR REPLACE TABLE drops the existing table and its rows",
                           "statements": [ref(st)]})
+        elif info["verb"] == "alter" and info["kind"] == "table":
+            for clause in info["clauses"]:
+                words = _clause_words(clause)
+                if words[:2] in (["DROP", "PARTITION"], ["TRUNCATE", "PARTITION"]):
+                    found.append({"object": "table %s" % table, "key": [table],
+                                  "reason": "%s deletes the rows of partition(s) %s" % (
+                                      " ".join(words[:2]), ", ".join(t[1] for t in clause[2:] if t[0] != "punct")),
+                                  "statements": [ref(st)]})
     return found
+
+
+def allowed_destructive(finding, allow) -> bool:
+    """Whether schema_allow_destructive allows `finding`: true allows everything; a list allows what it names -
+    `orders` the table itself (dropping, re-creating, emptying it), `orders.legacy_flag` one column,
+    `orders.*` every column of orders. Names with dots are written in backticks (`` `odd.name`.col ``)."""
+    if allow is True:
+        return True
+    if not allow:
+        return False
+    key = finding.get("key") or []
+    for entry in allow:
+        parts = entry if isinstance(entry, list) else _split_entry(entry)
+        if len(key) == 1 and parts == [key[0]]:
+            return True
+        if len(key) == 2 and len(parts) == 2 and parts[0] == key[0] and parts[1] in ("*", ) + (key[1],) or \
+                (len(key) == 2 and len(parts) == 2 and parts[0] == key[0] and parts[1].lower() == key[1].lower()):
+            return True
+    return False
+
+
+def _split_entry(entry):
+    from ansible.module_utils.dbrelease.sqlident import split_qualified
+
+    text = str(entry).strip()
+    if text.endswith(".*"):
+        return split_qualified(text[:-2]) + ["*"]
+    return split_qualified(text)
 
 
 def ref(statement) -> dict:

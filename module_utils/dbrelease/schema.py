@@ -8,7 +8,10 @@ that the same schema reads the same on MySQL 8 and MariaDB and under any schema 
 - column defaults become `'literal'` or an expression (MariaDB >= 10.2.7 quotes literals in COLUMN_DEFAULT and says
   `NULL`; MySQL gives the bare value and flags expressions with `DEFAULT_GENERATED` in EXTRA);
 - `current_timestamp()` / `CURRENT_TIMESTAMP` / `now()` are spelled one way; CHECK clauses lose the extra
-  parentheses MySQL adds; references to the schema itself (`` `db`.`t` `` in view definitions) are unqualified.
+  parentheses MySQL adds; references to the schema itself (`` `db`.`t` `` in view definitions) are unqualified
+  (identifier-aware: a table or column named like the schema keeps its name);
+- views, routines, triggers and events keep their DEFINER (and views and routines their SQL SECURITY): a change
+  of either is a change.
 
 Table sizes are kept beside the snapshot (`sizes`), outside what is compared.
 """
@@ -20,6 +23,7 @@ import json
 import re
 
 from ansible.module_utils.dbrelease.db import quote_ident
+from ansible.module_utils.dbrelease.sqlident import rewrite_schema
 
 KINDS = ("tables", "views", "routines", "triggers", "events")
 KIND_LABEL = {"tables": "table", "views": "view", "routines": "routine", "triggers": "trigger", "events": "event"}
@@ -127,11 +131,11 @@ def normalise_extra(extra: str) -> str:
 
 
 def strip_schema(text: str, db: str) -> str:
-    """Remove qualifications by the schema itself (`` `db`.`t` `` -> `` `t` ``) so copies compare equal."""
+    """Remove the schema qualifiers naming `db` (`` `db`.`t` `` -> `` `t` ``) so copies compare equal; a table or
+    column named like the schema keeps its name (see sqlident)."""
     if not text:
         return text or ""
-    quoted = quote_ident(db)
-    return text.replace(quoted + ".", "")
+    return rewrite_schema(text, db, None)
 
 
 def normalise_body(text: str, db: str) -> str:
@@ -171,20 +175,36 @@ def _rows(cur, sql, args=()):
     return cur.fetchall()
 
 
-def snapshot(conn, db: str, flavor: str):
+def _only(column, names):
+    """(`AND (column = ... OR ...)`, args) for a snapshot limited to some objects; ("", ()) for all of them.
+
+    Equalities joined by OR, not IN: MariaDB 10.11's information_schema returns no row for
+    `TABLE_NAME IN ('t', 'missing')` when one of the names does not exist."""
+    if names is None:
+        return "", ()
+    return " AND (%s)" % " OR ".join(["%s = %%s" % column] * len(names)), tuple(sorted(names))
+
+
+def snapshot(conn, db: str, flavor: str, only=None):
     """`{"objects": {tables, views, routines, triggers, events}, "sizes": {table: bytes}, "rows": {table: n}}`.
 
     One information_schema query per object kind (tables, columns, indexes, foreign keys, checks, views,
     routines, parameters, triggers, events): the cost does not grow with one round trip per table.
+    `only` limits the snapshot to some objects: `{kind: names}` (routines by `TYPE name`); kinds left out are
+    not read at all.
     """
+    want = {kind: (None if only is None or (kind in only and only[kind] is None) else set(only.get(kind, ())))
+            for kind in KINDS}
     tables = {}
     sizes = {}
     rows_estimate = {}
     with conn.cursor() as cur:
-        for name, engine, collation, comment, options, data_len, index_len, nrows in _rows(cur, (
+        t_sql, t_args = _only("TABLE_NAME", want["tables"])
+        for name, engine, collation, comment, options, data_len, index_len, nrows in (_rows(cur, (
                 "SELECT TABLE_NAME, ENGINE, TABLE_COLLATION, TABLE_COMMENT, CREATE_OPTIONS, DATA_LENGTH, "
                 "INDEX_LENGTH, TABLE_ROWS FROM information_schema.TABLES "
-                "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')"), (db,)):
+                "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')" + t_sql),
+                (db,) + t_args) if want["tables"] != set() else ()):
             tables[name] = {
                 "options": {"engine": engine, "collation": collation, "comment": comment or "",
                             "create_options": " ".join(sorted((options or "").lower().split()))},
@@ -194,10 +214,11 @@ def snapshot(conn, db: str, flavor: str):
             rows_estimate[name] = int(nrows or 0)
 
         for (table, column, default, nullable, ctype, charset, collation, extra, comment,
-             generation) in _rows(cur, (
+             generation) in (_rows(cur, (
                 "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_DEFAULT, IS_NULLABLE, COLUMN_TYPE, CHARACTER_SET_NAME, "
                 "COLLATION_NAME, EXTRA, COLUMN_COMMENT, GENERATION_EXPRESSION FROM information_schema.COLUMNS "
-                "WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME, ORDINAL_POSITION"), (db,)):
+                "WHERE TABLE_SCHEMA = %s" + t_sql + " ORDER BY TABLE_NAME, ORDINAL_POSITION"), (db,) + t_args)
+                if tables else ()):
             if table not in tables:
                 continue  # a view's columns
             entry = {"type": normalise_type(ctype), "nullable": nullable == "YES",
@@ -208,10 +229,10 @@ def snapshot(conn, db: str, flavor: str):
             tables[table]["columns"][column] = entry
             tables[table]["column_order"].append(column)
 
-        for table, index, non_unique, column, sub_part, itype, collation, comment in _rows(cur, (
+        for table, index, non_unique, column, sub_part, itype, collation, comment in (_rows(cur, (
                 "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART, INDEX_TYPE, COLLATION, "
-                "INDEX_COMMENT FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
-                "ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX"), (db,)):
+                "INDEX_COMMENT FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s" + t_sql +
+                " ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX"), (db,) + t_args) if tables else ()):
             if table not in tables:
                 continue
             idx = tables[table]["indexes"].setdefault(index, {
@@ -219,16 +240,17 @@ def snapshot(conn, db: str, flavor: str):
             idx["columns"].append([column, int(sub_part) if sub_part else None, "desc" if collation == "D" else "asc"])
 
         fks = {}
-        for table, name, ref_table, update_rule, delete_rule in _rows(cur, (
+        for table, name, ref_table, update_rule, delete_rule in (_rows(cur, (
                 "SELECT TABLE_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_NAME, UPDATE_RULE, DELETE_RULE "
-                "FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s"), (db,)):
+                "FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s" + t_sql),
+                (db,) + t_args) if tables else ()):
             fks[(table, name)] = {"columns": [], "ref_schema": None, "ref_table": ref_table, "ref_columns": [],
                                   "on_update": update_rule, "on_delete": delete_rule}
-        for table, name, column, ref_schema, ref_column in _rows(cur, (
+        for table, name, column, ref_schema, ref_column in (_rows(cur, (
                 "SELECT TABLE_NAME, CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_COLUMN_NAME "
                 "FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s "
-                "AND REFERENCED_TABLE_NAME IS NOT NULL ORDER BY TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION"),
-                (db,)):
+                "AND REFERENCED_TABLE_NAME IS NOT NULL" + t_sql + " ORDER BY TABLE_NAME, CONSTRAINT_NAME, "
+                "ORDINAL_POSITION"), (db,) + t_args) if fks else ()):
             fk = fks.get((table, name))
             if fk is None:
                 continue
@@ -239,53 +261,68 @@ def snapshot(conn, db: str, flavor: str):
             if table in tables:
                 tables[table]["foreign_keys"][name] = fk
 
-        for table, name, clause in _check_rows(cur, db, flavor):
+        for table, name, clause in (_check_rows(cur, db, flavor) if tables else ()):
             if table in tables:
                 tables[table]["checks"][name] = normalise_expression(strip_schema(clause, db).replace("`", ""))
 
         views = {}
-        for name, definition, check_option, security in _rows(cur, (
-                "SELECT TABLE_NAME, VIEW_DEFINITION, CHECK_OPTION, SECURITY_TYPE FROM information_schema.VIEWS "
-                "WHERE TABLE_SCHEMA = %s"), (db,)):
+        v_sql, v_args = _only("TABLE_NAME", want["views"])
+        for name, definition, check_option, security, definer in (_rows(cur, (
+                "SELECT TABLE_NAME, VIEW_DEFINITION, CHECK_OPTION, SECURITY_TYPE, DEFINER "
+                "FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s" + v_sql), (db,) + v_args)
+                if want["views"] != set() else ()):
             views[name] = {"definition": normalise_body(definition, db), "check_option": check_option,
-                           "security": security}
+                           "security": security, "definer": definer}
 
-        params = {}
-        for specific, rtype, mode, pname, dtd in _rows(cur, (
-                "SELECT SPECIFIC_NAME, ROUTINE_TYPE, PARAMETER_MODE, PARAMETER_NAME, DTD_IDENTIFIER "
-                "FROM information_schema.PARAMETERS WHERE SPECIFIC_SCHEMA = %s "
-                "ORDER BY SPECIFIC_NAME, ROUTINE_TYPE, ORDINAL_POSITION"), (db,)):
-            if pname is None:
-                continue  # a function's return value (ORDINAL_POSITION 0)
-            params.setdefault((rtype, specific), []).append([mode, pname, normalise_type(dtd)])
         routines = {}
-        for name, rtype, body, dtd, deterministic, access, security, comment in _rows(cur, (
-                "SELECT ROUTINE_NAME, ROUTINE_TYPE, ROUTINE_DEFINITION, DTD_IDENTIFIER, IS_DETERMINISTIC, "
-                "SQL_DATA_ACCESS, SECURITY_TYPE, ROUTINE_COMMENT FROM information_schema.ROUTINES "
-                "WHERE ROUTINE_SCHEMA = %s"), (db,)):
-            routines["%s %s" % (rtype, name)] = {
-                "type": rtype, "body": normalise_body(body, db), "params": params.get((rtype, name), []),
-                "returns": normalise_type(dtd) if dtd else None, "deterministic": deterministic,
-                "data_access": access, "security": security, "comment": comment or ""}
+        wanted_routines = want["routines"]
+        if wanted_routines != set():
+            r_names = None if wanted_routines is None else {n.split(" ", 1)[1] for n in wanted_routines}
+            r_sql, r_args = _only("SPECIFIC_NAME", r_names)
+            params = {}
+            for specific, rtype, mode, pname, dtd in _rows(cur, (
+                    "SELECT SPECIFIC_NAME, ROUTINE_TYPE, PARAMETER_MODE, PARAMETER_NAME, DTD_IDENTIFIER "
+                    "FROM information_schema.PARAMETERS WHERE SPECIFIC_SCHEMA = %s" + r_sql +
+                    " ORDER BY SPECIFIC_NAME, ROUTINE_TYPE, ORDINAL_POSITION"), (db,) + r_args):
+                if pname is None:
+                    continue  # a function's return value (ORDINAL_POSITION 0)
+                params.setdefault((rtype, specific), []).append([mode, pname, normalise_type(dtd)])
+            r_sql, r_args = _only("ROUTINE_NAME", r_names)
+            for name, rtype, body, dtd, deterministic, access, security, comment, definer in _rows(cur, (
+                    "SELECT ROUTINE_NAME, ROUTINE_TYPE, ROUTINE_DEFINITION, DTD_IDENTIFIER, IS_DETERMINISTIC, "
+                    "SQL_DATA_ACCESS, SECURITY_TYPE, ROUTINE_COMMENT, DEFINER FROM information_schema.ROUTINES "
+                    "WHERE ROUTINE_SCHEMA = %s" + r_sql), (db,) + r_args):
+                key = "%s %s" % (rtype, name)
+                if wanted_routines is not None and key not in wanted_routines:
+                    continue
+                routines[key] = {
+                    "type": rtype, "body": normalise_body(body, db), "params": params.get((rtype, name), []),
+                    "returns": normalise_type(dtd) if dtd else None, "deterministic": deterministic,
+                    "data_access": access, "security": security, "comment": comment or "", "definer": definer}
 
         triggers = {}
-        for name, event, table, timing, statement, order in _rows(cur, (
+        g_sql, g_args = _only("TRIGGER_NAME", want["triggers"])
+        for name, event, table, timing, statement, order, definer in (_rows(cur, (
                 "SELECT TRIGGER_NAME, EVENT_MANIPULATION, EVENT_OBJECT_TABLE, ACTION_TIMING, ACTION_STATEMENT, "
-                "ACTION_ORDER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s"), (db,)):
+                "ACTION_ORDER, DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s" + g_sql),
+                (db,) + g_args) if want["triggers"] != set() else ()):
             triggers[name] = {"table": table, "timing": timing, "event": event,
-                              "statement": normalise_body(statement, db), "order": int(order or 0)}
+                              "statement": normalise_body(statement, db), "order": int(order or 0),
+                              "definer": definer}
 
         events = {}
-        for name, definition, etype, execute_at, ivalue, ifield, completion, status, comment, ends in _rows(cur, (
+        e_sql, e_args = _only("EVENT_NAME", want["events"])
+        for (name, definition, etype, execute_at, ivalue, ifield, completion, status, comment, ends,
+             definer) in (_rows(cur, (
                 "SELECT EVENT_NAME, EVENT_DEFINITION, EVENT_TYPE, EXECUTE_AT, INTERVAL_VALUE, INTERVAL_FIELD, "
-                "ON_COMPLETION, STATUS, EVENT_COMMENT, ENDS FROM information_schema.EVENTS "
-                "WHERE EVENT_SCHEMA = %s"), (db,)):
+                "ON_COMPLETION, STATUS, EVENT_COMMENT, ENDS, DEFINER FROM information_schema.EVENTS "
+                "WHERE EVENT_SCHEMA = %s" + e_sql), (db,) + e_args) if want["events"] != set() else ()):
             # STARTS is left out on purpose: it defaults to the creation time, so it differs between copies.
             events[name] = {"definition": normalise_body(definition, db), "type": etype,
                             "execute_at": str(execute_at) if execute_at else None,
                             "interval": "%s %s" % (ivalue, ifield) if ivalue else None,
                             "on_completion": completion, "status": status, "comment": comment or "",
-                            "ends": str(ends) if ends else None}
+                            "ends": str(ends) if ends else None, "definer": definer}
 
     return {"objects": {"tables": tables, "views": views, "routines": routines, "triggers": triggers,
                         "events": events},
@@ -331,10 +368,6 @@ _SHOW = {
 }
 
 
-class CopyError(Exception):
-    """An object could not be created in the temporary schema; the message names it and the server's error."""
-
-
 class DefinitionHidden(Exception):
     """The server hides an object's definition from the connected account."""
 
@@ -377,15 +410,8 @@ def export_sql(creates, db) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Copy the structure into a temporary schema
+# What a temporary copy for the plan needs (plancopy.py creates it)
 # --------------------------------------------------------------------------------------------------------------
-
-_EVENT_STATUS_RE = re.compile(r"\s(ENABLE|DISABLE ON SLAVE|DISABLE ON REPLICA|DISABLE)\s(?=.*\sDO\s)", re.DOTALL)
-
-
-def rewrite_schema(text: str, src: str, dst: str) -> str:
-    return (text or "").replace(quote_ident(src) + ".", quote_ident(dst) + ".")
-
 
 _NAME_TOKEN_RE = re.compile(r"`((?:[^`]|``)+)`|([A-Za-z0-9_$]+)")
 
@@ -442,132 +468,90 @@ def plan_scope(statements, objects, modified_tables=()):
     return {"tables": needed_tables, "views": chosen_views}
 
 
-def copy_structure(conn, src, dst, objects, creates=None, scope=None, source_conn=None):
-    """Create `dst` and copy the tables, views, routines, triggers and events of `src` into it, with no data.
-
-    Uses the SHOW CREATE outputs (not CREATE TABLE ... LIKE, which drops foreign keys), with
-    foreign_key_checks=0 so tables load in any order; views are created in dependency order by retrying;
-    events are copied DISABLEd so nothing fires in the copy. With `scope` (from plan_scope) only those tables and
-    views, and the triggers of those tables, are copied; routines and events always are.
-    """
-    creates = creates or show_create_all(conn, src, objects)
-    if scope is not None:
-        creates = dict(creates)
-        creates["tables"] = {n: t for n, t in creates["tables"].items() if n in scope["tables"]}
-        creates["views"] = {n: t for n, t in creates["views"].items() if n in scope["views"]}
-        creates["triggers"] = {n: t for n, t in creates["triggers"].items()
-                               if objects["triggers"][n]["table"] in scope["tables"]}
-    with (source_conn or conn).cursor() as cur:  # `source_conn`: src lives on another server (schema_plan_server)
-        cur.execute("SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA "
-                    "WHERE SCHEMA_NAME = %s", (src,))
-        charset, collation = cur.fetchone()
-    with conn.cursor() as cur:
-        cur.execute("CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (quote_ident(dst), charset, collation))
-        cur.execute("USE %s" % quote_ident(dst))
-        cur.execute("SET SESSION foreign_key_checks = 0")
-        try:
-            for name in sorted(creates["tables"]):
-                _copy_one(cur, "table", name, rewrite_schema(creates["tables"][name], src, dst), plain=True)
-            _create_views(cur, {n: rewrite_schema(t, src, dst) for n, t in creates["views"].items()})
-            for kind in ("routines", "triggers"):
-                for name in sorted(creates[kind]):
-                    _copy_one(cur, KIND_LABEL[kind], name, rewrite_schema(creates[kind][name], src, dst))
-            for name in sorted(creates["events"]):
-                text = _EVENT_STATUS_RE.sub(" DISABLE ", rewrite_schema(creates["events"][name], src, dst), count=1)
-                _copy_one(cur, "event", name, text)
-        finally:
-            cur.execute("SET SESSION foreign_key_checks = 1")
-    return creates
-
-
-def _copy_one(cur, label, name, text, plain=False):
-    import pymysql
-
-    try:
-        if plain:
-            cur.execute(text)
-        else:
-            _execute_as_definer_or_self(cur, text)
-    except pymysql.err.MySQLError as exc:
-        hint = ""
-        if exc.args and exc.args[0] == 1419:
-            hint = " (with binary logging on, creating routines and triggers needs SUPER or " \
-                   "log_bin_trust_function_creators=1 - the real DDL would need it too)"
-        raise CopyError("cannot copy %s %s into the temporary schema: (%s) %s%s" % (
-            label, name, exc.args[0] if exc.args else "?", exc.args[1] if len(exc.args) > 1 else exc, hint)) from None
-
-
-def _execute_as_definer_or_self(cur, text):
-    """Create an object with its DEFINER; without the privilege to name another definer (SUPER, SET USER,
-    SET_USER_ID: error 1227), create it as the connected user. Definers are not part of the compared snapshot."""
-    import pymysql
-
-    try:
-        cur.execute(text)
-    except pymysql.err.OperationalError as exc:
-        if not exc.args or exc.args[0] != 1227:
-            raise
-        cur.execute(_SC_DEFINER_RE.sub("", text, count=1))
-
-
-def _create_views(cur, texts):
-    import pymysql
-
-    pending = dict(texts)
-    while pending:
-        progress = False
-        errors = {}
-        for name in sorted(pending):
-            try:
-                _execute_as_definer_or_self(cur, pending[name])
-            except pymysql.err.MySQLError as exc:
-                errors[name] = exc
-                continue
-            del pending[name]
-            progress = True
-        if not progress:
-            name = sorted(errors)[0]
-            raise CopyError("cannot copy view %s into the temporary schema: %s" % (name, errors[name]))
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Diff
 # --------------------------------------------------------------------------------------------------------------
 
-def _table_details(before, after):
+def _renamed_words(text, names):
+    """`text` with every bare or quoted identifier in `names` ({old: new}) renamed (for comparing CHECK clauses
+    across a column rename)."""
+    if not names or not text:
+        return text
+    from ansible.module_utils.dbrelease.sqlident import lex, unquote
+
+    out = []
+    for kind, tok in lex(text):
+        if kind in ("word", "ident") and unquote(kind, tok) in names:
+            out.append(names[unquote(kind, tok)] if kind == "word" else quote_ident(names[unquote(kind, tok)]))
+        else:
+            out.append(tok)
+    return "".join(out)
+
+
+def _mapped_part(before, part, renamed):
+    """The indexes, foreign keys or checks of a table as they read after its columns were renamed."""
+    if not renamed:
+        return before[part]
+    out = {}
+    for name, spec in before[part].items():
+        if part == "indexes":
+            spec = dict(spec, columns=[[renamed.get(c[0], c[0])] + list(c[1:]) for c in spec["columns"]])
+        elif part == "foreign_keys":
+            spec = dict(spec, columns=[renamed.get(c, c) for c in spec["columns"]])
+        else:
+            spec = _renamed_words(spec, renamed)
+        out[name] = spec
+    return out
+
+
+def _table_details(before, after, moved=None):
+    """Details of a table's change. `moved` maps each column of `after` to the column of `before` it is (renamed
+    or not), or None for a new column; without it, columns are matched by name."""
     details = []
     columns = []
     bcols, acols = before["columns"], after["columns"]
+    if moved is None:
+        moved = {name: (name if name in bcols else None) for name in after["column_order"]}
+    renamed = {old: new for new, old in moved.items() if old is not None and old != new}
+    used = {old for old in moved.values() if old is not None}
+    moved = {name: (old if old in bcols else None) for name, old in moved.items()}
     for name in after["column_order"]:
-        if name not in bcols:
+        old = moved.get(name)
+        if old is None:
             details.append("add column %s %s" % (name, acols[name]["type"]))
             columns.append({"column": name, "action": "add", "after": acols[name]})
-        elif bcols[name] != acols[name]:
-            changed = sorted(k for k in set(bcols[name]) | set(acols[name]) if bcols[name].get(k) != acols[name].get(k))
+            continue
+        if old != name:
+            details.append("rename column %s -> %s" % (old, name))
+            columns.append({"column": name, "action": "rename", "renamed_from": old, "before": bcols[old],
+                            "after": acols[name]})
+        if bcols[old] != acols[name]:
+            changed = sorted(k for k in set(bcols[old]) | set(acols[name]) if bcols[old].get(k) != acols[name].get(k))
             details.append("modify column %s (%s): %s -> %s" % (
                 name, ", ".join(changed),
-                ", ".join("%s" % (bcols[name].get(k),) for k in changed),
+                ", ".join("%s" % (bcols[old].get(k),) for k in changed),
                 ", ".join("%s" % (acols[name].get(k),) for k in changed)))
-            columns.append({"column": name, "action": "modify", "before": bcols[name], "after": acols[name]})
+            columns.append({"column": name, "action": "modify", "before": bcols[old], "after": acols[name]})
     for name in before["column_order"]:
-        if name not in acols:
+        if name not in used:
             details.append("drop column %s" % name)
             columns.append({"column": name, "action": "drop", "before": bcols[name]})
-    kept_b = [c for c in before["column_order"] if c in acols]
-    kept_a = [c for c in after["column_order"] if c in bcols]
+    kept_b = [renamed.get(c, c) for c in before["column_order"] if c in used]
+    kept_a = [c for c in after["column_order"] if moved.get(c) is not None]
     if kept_b != kept_a:
         details.append("reorder columns")
     indexes = []
     for part in ("indexes", "foreign_keys", "checks"):
         label = {"indexes": "index", "foreign_keys": "foreign key", "checks": "check"}[part]
-        for name in sorted(set(before[part]) | set(after[part])):
-            b, a = before[part].get(name), after[part].get(name)
+        bpart = _mapped_part(before, part, renamed)
+        for name in sorted(set(bpart) | set(after[part])):
+            b, a = bpart.get(name), after[part].get(name)
             if b == a:
                 continue
             action = "add" if b is None else "drop" if a is None else "change"
             details.append("%s %s %s" % (action, label, name))
             if part == "indexes":
-                indexes.append({"index": name, "action": action, "before": b, "after": a})
+                indexes.append({"index": name, "action": action, "before": before[part].get(name), "after": a})
     if before["options"] != after["options"]:
         details.append("table options: %s" % ", ".join(
             "%s %s -> %s" % (k, before["options"].get(k), after["options"].get(k))
@@ -575,33 +559,63 @@ def _table_details(before, after):
     return details, columns, indexes
 
 
-def diff(before, after):
+def _moves_columns(moved, after) -> bool:
+    """Whether a lineage column map renames a column or makes one new under an old name (dropped and re-added)."""
+    return bool(moved) and any(moved.get(c, c) != c for c in after["column_order"])
+
+
+def diff(before, after, lineage=None):
     """The changes from snapshot objects `before` to `after`: a list of dicts, in a stable order.
 
-    Each change: `{"object": "table outbox", "kind", "name", "action": create|alter|drop, "details": [...]}`,
-    tables also `columns` and `indexes` (structured, for the destructive-change and unique-index checks).
+    Each change: `{"object": "table outbox", "kind", "name", "action": create|alter|drop|rename|recreate,
+    "details": [...]}`, tables also `columns` and `indexes` (structured, for the destructive-change and
+    unique-index checks). `lineage` says what each table of `after` is: `{"tables": {after name: before name or
+    None (new)}, "columns": {after name: {after column: before column or None}}}`; tables it does not name are
+    matched by name. A renamed table is `rename` (with `renamed_from`), not a drop and a create; a table that
+    exists before and after but was dropped and created again in between is `recreate`.
     """
+    lineage = lineage or {}
+    origins = dict(lineage.get("tables") or {})
     changes = []
     for kind in KINDS:
         b_all, a_all = before.get(kind, {}), after.get(kind, {})
-        for name in sorted(set(b_all) | set(a_all)):
-            b, a = b_all.get(name), a_all.get(name)
-            if b == a:
-                continue
+        if kind == "tables":
+            origin_of = {name: origins.get(name, name if name in b_all else None) for name in a_all}
+            origin_of = {n: (o if o in b_all else None) for n, o in origin_of.items()}
+        else:
+            origin_of = {name: (name if name in b_all else None) for name in a_all}
+        used = {o for o in origin_of.values() if o is not None}
+        names = sorted(set(a_all) | (set(b_all) - used))
+        for name in names:
+            a = a_all.get(name)
+            origin = origin_of.get(name) if a is not None else None
+            b = b_all.get(origin) if a is not None else b_all.get(name)
             change = {"object": "%s %s" % (KIND_LABEL[kind], name), "kind": kind, "name": name}
-            if b is None:
-                change.update(action="create", details=[])
+            if a is None:
+                change.update(action="drop", details=[])
+            elif b is None:
+                change.update(action="recreate" if name in b_all else "create",
+                              details=["drops and re-creates the table"] if name in b_all else [])
                 if kind == "tables":
                     change["indexes"] = [{"index": i, "action": "add", "before": None, "after": v}
                                          for i, v in sorted(a["indexes"].items())]
-            elif a is None:
-                change.update(action="drop", details=[])
-            else:
-                change["action"] = "alter"
+                    if name in b_all:
+                        change["replaced"] = b_all[name]
+            elif origin != name or b != a or (kind == "tables" and _moves_columns(
+                    (lineage.get("columns") or {}).get(name), a)):
+                change["action"] = "rename" if origin != name else "alter"
                 if kind == "tables":
-                    change["details"], change["columns"], change["indexes"] = _table_details(b, a)
+                    moved = (lineage.get("columns") or {}).get(name)
+                    change["details"], change["columns"], change["indexes"] = _table_details(b, a, moved)
+                    if origin != name:
+                        change["renamed_from"] = origin
+                        change["details"].insert(0, "rename table %s -> %s" % (origin, name))
+                    if not change["details"]:
+                        continue
                 else:
                     change["details"] = ["%s changed" % k for k in sorted(set(b) | set(a)) if b.get(k) != a.get(k)]
+            else:
+                continue
             changes.append(change)
     return changes
 

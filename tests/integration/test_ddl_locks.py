@@ -216,7 +216,10 @@ def test_a_lock_wait_timeout_is_retried_with_jitter_until_the_lock_comes(ps_serv
     escaped = db.replace("_", "\\_")
     ps_server.sql(["CREATE USER '%s'@'localhost' IDENTIFIED BY 'Pw-%s'" % (user, db),
                    "GRANT ALL ON `%s`.* TO '%s'@'localhost'" % (escaped, user),
-                   "GRANT ALL ON `%s\\_\\_dbrelease\\_plan\\_%%`.* TO '%s'@'localhost'" % (escaped, user)])
+                   "GRANT ALL ON `%s\\_\\_dbrelease\\_plan\\_%%`.* TO '%s'@'localhost' WITH GRANT OPTION"
+                   % (escaped, user),
+                   # the plan runs the release's DDL as a temporary account it creates and drops
+                   "GRANT CREATE USER ON *.* TO '%s'@'localhost'" % user])
     blocker = idle_transaction_on_outbox(ps_server, db)
     after_statement_1(ps_server, db, blocker.commit, delay=2.5)
     try:

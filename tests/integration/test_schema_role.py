@@ -156,3 +156,36 @@ def test_syntax_error_stops_the_release_in_the_schema_phase(mariadb, dbname, set
     assert (artifacts / VERSION / "schema/pre.json").exists()
     assert "outbox" not in objects(mariadb, dbname)["tables"] and temp_schemas(mariadb) == ()
     assert_no_password(result.stdout, result.stderr)
+
+
+def test_role_takes_a_narrow_destructive_allowance_and_allowed_data_statements_and_the_report_says_so(
+        mariadb, dbname, setup, tmp_path):
+    playbook, artifacts, inventory = setup
+    mariadb.sql(["ALTER TABLE users ADD COLUMN legacy_flag TINYINT NULL, ADD COLUMN legacy_note VARCHAR(20) NULL",
+                 "INSERT INTO users (email, name, legacy_note) VALUES ('a@example.test', 'Ann', 'old')"],
+                database=dbname)
+    ddl = tmp_path / "cleanup.sql"
+    ddl.write_text("UPDATE users SET legacy_note = NULL;\nALTER TABLE users DROP COLUMN legacy_flag;\n"
+                   "ALTER TABLE users DROP COLUMN legacy_note;\n")
+    # Allowing one column leaves the other drop refused, and the data statement needs its own allowance.
+    narrow = run_playbook(playbook, inventory("narrow", dbname, [ddl], schema_allow_destructive=["users.legacy_flag"],
+                                              schema_allow_statements=["data"]))
+    assert narrow.returncode != 0
+    record = json.loads((artifacts / VERSION / "release.json").read_text())["phases"]["schema"]
+    assert record["status"] == "failed" and "drops column legacy_note" in record["error"]
+    assert "drops column legacy_flag" not in record["error"] and record["applied"] == []
+    no_data = run_playbook(playbook, inventory("no_data", dbname, [ddl], schema_allow_destructive=True))
+    assert no_data.returncode != 0 and "schema_allow_statements: [data]" in no_data.stdout
+    both = run_playbook(playbook, inventory("both", dbname, [ddl],
+                                            schema_allow_destructive=["users.legacy_flag", "users.legacy_note"],
+                                            schema_allow_statements=["data"]))
+    assert both.returncode == 0, both.stdout + both.stderr
+    record = json.loads((artifacts / VERSION / "release.json").read_text())["phases"]["schema"]
+    assert record["status"] == "ok" and [(a["index"], a["rows"]) for a in record["applied"]] == [(1, 1), (2, 0), (3, 0)]
+    assert record["data_statements"][0]["rows"] == 1
+    report = (artifacts / VERSION / "report.md").read_text().splitlines()
+    head = "\n".join(report[:8])
+    assert "**Restore test: not run** - the backup phase has not run in this release" in head
+    assert "destructive change(s) allowed and applied: table users drops column legacy_flag" in head
+    assert "data statement(s) allowed in the schema phase changed 1 row(s)" in head
+    assert_no_password(narrow.stdout, no_data.stdout, both.stdout, "\n".join(report))

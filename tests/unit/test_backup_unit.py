@@ -11,7 +11,7 @@ import pytest
 from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease import backup_compare as cmp
 from ansible.module_utils.dbrelease import backup_job, clock
-from ansible.module_utils.dbrelease.backup_restore import EventDisabler, restore_command
+from ansible.module_utils.dbrelease.backup_restore import RestoreFilter, restore_command
 
 TOOLS = {"pigz": "/usr/bin/pigz", "gzip": "/bin/gzip", "zstd": "/usr/bin/zstd"}
 
@@ -235,7 +235,7 @@ DUMP = (b"CREATE TABLE t (a int);\nINSERT INTO t VALUES (1),(2);\n-- ENABLE DO i
 
 @pytest.mark.parametrize("size", [1, 7, 64, 1 << 20])
 def test_event_disabler_creates_events_disabled_whatever_the_chunk_size(size):
-    filt = EventDisabler()
+    filt = RestoreFilter()
     out = b"".join(filt.feed(DUMP[i:i + size]) for i in range(0, len(DUMP), size)) + filt.flush()
     assert filt.disabled == 2
     assert out == DUMP.replace(b"NOT PRESERVE ENABLE DO", b"NOT PRESERVE DISABLE DO").replace(
@@ -245,7 +245,7 @@ def test_event_disabler_creates_events_disabled_whatever_the_chunk_size(size):
 
 def test_event_disabler_passes_a_dump_without_events_unchanged():
     data = b"CREATE TABLE t (a int);\n-- Dump completed\n"
-    filt = EventDisabler()
+    filt = RestoreFilter()
     assert filt.feed(data[:5]) + filt.feed(data[5:]) + filt.flush() == data
     assert filt.disabled == 0
 

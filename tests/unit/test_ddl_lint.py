@@ -75,8 +75,13 @@ def test_alter_clause_kind(clause, kind):
     ("ALTER TABLE t MODIFY x BIGINT", "mariadb", None),
     ("CREATE VIEW v AS SELECT 1", "mariadb", "without OR REPLACE"),
     ("CREATE OR REPLACE VIEW v AS SELECT 1", "mysql", None),
-    ("CREATE PROCEDURE p() BEGIN END", "mariadb", "use IF NOT EXISTS"),
-    ("CREATE PROCEDURE p() BEGIN END", "mysql", "use IF NOT EXISTS"),
+    # Never IF NOT EXISTS for a body: it keeps the old one.
+    ("CREATE PROCEDURE p() BEGIN END", "mariadb", "use CREATE OR REPLACE PROCEDURE (IF NOT EXISTS would keep"),
+    ("CREATE PROCEDURE p() BEGIN END", "mysql", "precede it with DROP PROCEDURE IF EXISTS"),
+    ("CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @a = 1", "mariadb", "CREATE OR REPLACE TRIGGER"),
+    ("CREATE PROCEDURE IF NOT EXISTS p() BEGIN END", "mariadb", "a changed body in this file would not be applied"),
+    ("CREATE OR REPLACE PROCEDURE p() BEGIN END", "mariadb", None),
+    ("CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO SELECT 1", "mysql", "precede it with DROP EVENT IF EXISTS"),
     ("DROP TABLE t", "mariadb", "without IF EXISTS"),
     ("DROP TABLE IF EXISTS t", "mariadb", None),
     ("RENAME TABLE a TO b", "mariadb", "fails on a second run"),
@@ -95,6 +100,22 @@ def test_idempotence_findings(sql, flavor, expected):
 def test_old_mysql_procedures_are_told_to_drop_first():
     found = lint.idempotence_findings(st("CREATE PROCEDURE p() BEGIN END"), "mysql", (8, 0, 20))
     assert "DROP PROCEDURE IF EXISTS" in found[0]
+
+
+@pytest.mark.parametrize("drop, create, rerunnable", [
+    ("DROP TRIGGER IF EXISTS tr", "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @a = 1", True),
+    ("DROP PROCEDURE IF EXISTS `P`", "CREATE DEFINER=CURRENT_USER PROCEDURE p() BEGIN END", True),
+    ("DROP FUNCTION IF EXISTS f", "CREATE FUNCTION f() RETURNS INT DETERMINISTIC RETURN 1", True),
+    ("DROP VIEW IF EXISTS v", "CREATE VIEW v AS SELECT 1", True),
+    ("DROP TABLE IF EXISTS t", "CREATE TABLE t (id INT)", True),
+    ("DROP PROCEDURE IF EXISTS other", "CREATE PROCEDURE p() BEGIN END", False),
+    ("DROP FUNCTION IF EXISTS p", "CREATE PROCEDURE p() BEGIN END", False),
+    ("DROP PROCEDURE p", "CREATE PROCEDURE p() BEGIN END", False),
+])
+def test_a_create_after_a_matching_drop_if_exists_in_the_same_file_is_rerunnable(drop, create, rerunnable):
+    for flavor, version in (("mariadb", (10, 11, 6)), ("mysql", (8, 0, 36))):
+        found = lint.idempotence_findings(st(create, 2), flavor, version, previous=[st(drop, 1)])
+        assert (found == []) is rerunnable, (flavor, found)
 
 
 @pytest.mark.parametrize("before, after, narrowing", [
@@ -133,9 +154,21 @@ def test_narrowing_reason(before, after, narrowing):
     assert (lint.narrowing_reason(before, after) is not None) is narrowing
 
 
-def test_charset_change_away_from_utf8mb4_is_narrowing():
-    assert "character set" in lint.narrowing_reason("varchar(10)", "varchar(10)", "utf8mb4", "latin1")
-    assert lint.narrowing_reason("varchar(10)", "varchar(10)", "latin1", "utf8mb4") is None
+@pytest.mark.parametrize("before, after, narrowing", [
+    ("utf8mb4", "latin1", True),
+    ("utf8mb3", "latin1", True),
+    ("utf8mb4", "utf8mb3", True),
+    ("latin1", "ascii", True),
+    ("latin2", "latin1", True),
+    ("latin1", "utf8mb4", False),
+    ("latin1", "utf8mb3", False),
+    ("utf8mb3", "utf8mb4", False),
+    ("ascii", "latin1", False),
+    ("utf8", "utf8mb3", False),
+])
+def test_character_set_changes_that_cannot_hold_every_character_are_narrowing(before, after, narrowing):
+    found = lint.narrowing_reason("varchar(10)", "varchar(10)", before, after)
+    assert (found is not None and "character set" in found) is narrowing
 
 
 def col(t, charset=None):
