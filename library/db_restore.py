@@ -649,7 +649,7 @@ def swap_in(conn, p, tools, dump, result, plan_replay, server, timer):
             quote_ident(staging), result["character_set"], result["collation"]))
     swapped = False
     try:
-        loaded = rr.load(p, tools, p["path"], staging, disable_events=True)
+        loaded = rr.load(p, tools, p["path"], staging, disable_events=True, source=database)
         timer.mark("load")
         conn.ping()
         result["verified"] = verify_copy(conn, staging, dump, p["expect"] or {}, p["checksums"])

@@ -37,7 +37,7 @@ import time
 from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease import backup_compare as compare
 from ansible.module_utils.dbrelease import grants as grants_parser
-from ansible.module_utils.dbrelease.backup_restore import EventDisabler
+from ansible.module_utils.dbrelease.backup_restore import RestoreFilter
 from ansible.module_utils.dbrelease.binlog import redact_values
 from ansible.module_utils.dbrelease.clock import utc_now_iso
 from ansible.module_utils.dbrelease.db import client_option_file, quote_ident, scrub
@@ -575,10 +575,14 @@ def verification_problems(declared: dict, snap: dict, checksums: dict, expect: d
 
 
 # -- loading -------------------------------------------------------------------------------------------------------
-def load(params, tools: dict, path: str, target: str, disable_events: bool) -> dict:
-    """Stream the dump into the existing schema `target` (decompressor | [events DISABLED] | client)."""
+def load(params, tools: dict, path: str, target: str, disable_events: bool, source: str | None = None) -> dict:
+    """Stream the dump into the existing schema `target` (decompressor | [filter] | client).
+
+    With `disable_events`, the filter creates every event DISABLED and, when `source` is given, makes the view
+    definitions that name schema `source` name `target` (backup_restore.RestoreFilter): a copy's views never read
+    the live database."""
     dec_err, cli_err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-    filt = EventDisabler() if disable_events else None
+    filt = RestoreFilter(source=source, target=target) if disable_events else None
     dec = cli = None
     raw = 0
     try:
@@ -625,7 +629,8 @@ def load(params, tools: dict, path: str, target: str, disable_events: bool) -> d
     cli_err.close()
     if errors:
         raise RestoreError("loading %s into %s failed: %s" % (path, target, "; ".join(errors)))
-    return {"bytes_uncompressed": raw, "events_disabled": filt.disabled if filt else 0}
+    return {"bytes_uncompressed": raw, "events_disabled": filt.disabled if filt else 0,
+            "views_retargeted": filt.views_retargeted if filt else 0}
 
 
 # -- the journal ---------------------------------------------------------------------------------------------------
