@@ -238,6 +238,15 @@ def human_duration(seconds: float) -> str:
 
 
 # -- what was written since a position ----------------------------------------------------------------------------
+_USE_PREFIX_RE = re.compile(r"^use `(?:[^`]|``)*`;\s*", re.IGNORECASE)
+
+
+def is_account_statement(info: str) -> bool:
+    """Whether a statement event only manages accounts or privileges, also when logged after the session's default
+    database (`use `db`; DROP USER ...`): no write to any database's rows or schema."""
+    return _USE_PREFIX_RE.sub("", info.strip(), count=1).upper().startswith(ACCOUNT_STATEMENTS)
+
+
 def names_database(info: str, database: str) -> bool:
     """Whether a statement event's text acts on `database` (its default database or a qualified name)."""
     if info.startswith("use %s;" % quote_ident(database)):
@@ -300,7 +309,7 @@ class EventTally:
                 if text.upper() == "COMMIT":
                     self._close()
                 return
-            if text.upper().startswith(ACCOUNT_STATEMENTS):
+            if is_account_statement(text):
                 return  # accounts and privileges: no write to the database's rows or schema
             if names_database(text, self.database):
                 self.statement_events += 1
@@ -387,7 +396,7 @@ def first_ddl(rows, database: str):
         if upper == "BEGIN" or upper.startswith("XA "):
             in_transaction = True
             continue
-        if upper.startswith(ACCOUNT_STATEMENTS) or not names_database(text, database):
+        if is_account_statement(text) or not names_database(text, database):
             continue
         return group or {"file": log_name, "pos": int(pos)}
     return None

@@ -498,42 +498,16 @@ def drop_objects(conn, schema: str, objects: dict, kinds=("views", "routines", "
 
 
 # -- checksums -----------------------------------------------------------------------------------------------------
-_GENERATED_RE = re.compile(r"\b(VIRTUAL|STORED|PERSISTENT) GENERATED\b", re.IGNORECASE)
-
-
-def checksum_sql(schema: str, table: str, columns) -> str:
-    """Row count and an order-independent 64-bit fingerprint of a table's stored (non-generated) columns: the XOR,
-    over the rows, of two CRC32 of each row (as pt-table-checksum's BIT_XOR of CRC32; two over differently joined
-    texts), every value compared as bytes, NULL told apart from ''. CRC32 rather than MD5: a fifth of the time."""
-    values = ", ".join("CAST(%s AS BINARY)" % quote_ident(c) for c in columns)
-    nulls = "CONCAT(%s)" % ", ".join("ISNULL(%s)" % quote_ident(c) for c in columns)
-    return ("SELECT COUNT(*), COALESCE(LOWER(CONCAT(LPAD(HEX(BIT_XOR(CRC32(CONCAT_WS('#', %s, %s)))), 8, '0'), "
-            "LPAD(HEX(BIT_XOR(CRC32(CONCAT_WS('|', %s, %s, 'x')))), 8, '0'))), '') FROM %s.%s" % (
-                values, nulls, values, nulls, quote_ident(schema), quote_ident(table)))
-
-
 def table_checksums(conn, schema: str, tables) -> dict:
-    """{table: {"rows": n, "checksum": hex}} for each table (a full read of each)."""
-    out = {}
-    with conn.cursor() as cur:
-        cur.execute("SELECT TABLE_NAME, COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
-                    "ORDER BY TABLE_NAME, ORDINAL_POSITION", (schema,))
-        columns = {}
-        for table, column, extra in cur.fetchall():
-            if not _GENERATED_RE.search(extra or ""):
-                columns.setdefault(table, []).append(column)
-        for table in sorted(tables):
-            if not columns.get(table):
-                continue
-            cur.execute(checksum_sql(schema, table, columns[table]))
-            count, digest = cur.fetchone()
-            out[table] = {"rows": int(count), "checksum": digest or ""}
-    return out
+    """{table: {"rows": n, "checksum": hex}} for each table (a full read of each), as the backup phase's restore test
+    computes them (backup_compare.table_digests), so that a restored copy is checked against the recorded digests."""
+    return compare.table_digests(conn, schema, tables)
 
 
 def expectations(recorded: dict) -> dict:
     """What a restored copy is checked against, from what the backup phase recorded: `objects` (count per kind),
-    `rows` ({table: n}, from a restore test's `{table: {"source", "restored"}}` too), `checksums` ({table: str})."""
+    `rows` ({table: n}, from a restore test's `{table: {"source", "restored"}}` too), `checksums` ({table: hex},
+    from a restore test's `{table: {"digest"}}` too: tables it only sampled have none)."""
     recorded = recorded or {}
     rows = {}
     for table, value in (recorded.get("rows") or {}).items():
@@ -541,7 +515,12 @@ def expectations(recorded: dict) -> dict:
             value = value.get("restored", value.get("source"))
         if value is not None:
             rows[table] = int(value)
-    checksums = {t: v for t, v in (recorded.get("checksums") or {}).items() if isinstance(v, str) and v}
+    checksums = {}
+    for table, value in (recorded.get("checksums") or {}).items():
+        if isinstance(value, dict):
+            value = value.get("digest")
+        if isinstance(value, str) and value:
+            checksums[table] = value
     objects = {k: int(v) for k, v in (recorded.get("objects") or {}).items() if isinstance(v, int)}
     return {"objects": objects, "rows": rows, "checksums": checksums}
 

@@ -128,6 +128,17 @@ def test_a_copy_that_fails_verification_is_never_swapped_in(shop):
     assert leftovers(shop["box"], shop["db"]) == set()
 
 
+def test_a_copy_whose_checksum_differs_from_the_recorded_digest_is_never_swapped_in(shop):
+    # A digest in the form the backup phase's restore test records per table, but not this backup's.
+    result = run_module("db_restore", restore_args(shop, expect={"checksums": {"customers": {
+        "digest": "0123456789abcdef", "method": "primary key", "sampled": False}}}))
+    assert result["failed"]
+    assert "table customers has checksum " in result["msg"] and ", 0123456789abcdef was recorded for this backup" \
+        in result["msg"]
+    assert schema_state(shop["box"], shop["db"]) == shop["after"]
+    assert leftovers(shop["box"], shop["db"]) == set()
+
+
 def test_a_swap_that_fails_half_way_is_undone(shop):
     """Another session holds a routine of the database (a transaction that called it): the swap renames the tables,
     cannot drop the routine within lock_wait_timeout, and puts everything back."""

@@ -179,6 +179,16 @@ def test_server_errors_lose_the_row_values_they_quote_and_keep_the_names(text, r
     assert binlog.redact_values(text) == redacted
 
 
+def test_account_statements_logged_after_a_default_database_are_not_writes_nor_ddl():
+    # The plan's temporary account is dropped from a session whose default database is the release's (recorded).
+    events = [("binlog.000001", 5854, "Gtid", 1, 5896, "GTID 0-1-23"),
+              ("binlog.000001", 5896, "Query", 1, 6024, "use `shop`; DROP USER IF EXISTS 'dbr_plan'@'localhost'"),
+              ("binlog.000001", 6024, "Gtid", 1, 6066, "GTID 0-1-24"),
+              ("binlog.000001", 6066, "Query", 1, 6210, "use `shop`; CREATE TABLE refunds (id INT PRIMARY KEY)")]
+    assert tally(events[:2], "shop")["statement_events"] == 0 and tally(events[:2], "shop")["transactions"] == 0
+    assert binlog.first_ddl(events, "shop") == {"file": "binlog.000001", "pos": 6024}
+
+
 def test_grants_naming_the_database_are_not_writes_to_it():
     events = [("binlog.000002", 4, "Gtid", 1, 40, "GTID 0-1-9"),
               ("binlog.000002", 40, "Query", 1, 90, "GRANT SELECT ON `a`.* TO `app`@`%`"),

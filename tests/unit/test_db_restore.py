@@ -165,10 +165,13 @@ def test_names_fit_the_64_character_limit_and_never_look_like_each_other():
     assert len(rr.kept_name(long, "20261201T110104Z")) == 64
 
 
-def test_the_checksum_reads_stored_columns_as_bytes_and_tells_null_from_empty():
-    sql = rr.checksum_sql("shop", "we`ird", ["id", "na`me"])
-    assert "CAST(`na``me` AS BINARY)" in sql and "ISNULL(`id`)" in sql and "FROM `shop`.`we``ird`" in sql
-    assert "BIT_XOR(CRC32(CONCAT_WS('#'" in sql and "BIT_XOR(CRC32(CONCAT_WS('|'" in sql
+def test_the_recorded_digests_are_read_from_a_restore_test_and_sampled_tables_have_none():
+    recorded = {"rows": {"orders": {"source": 3, "restored": 3}},
+                "checksums": {"orders": {"method": "primary key", "sampled": False, "digest": "00ff00ff00ff00ff"},
+                              "events_log": {"method": "primary key", "sampled": True, "every": 4},
+                              "legacy": "0a0b0c0d0e0f0102"}}
+    assert rr.expectations(recorded)["checksums"] == {"orders": "00ff00ff00ff00ff", "legacy": "0a0b0c0d0e0f0102"}
+    assert rr.expectations(recorded)["rows"] == {"orders": 3}
 
 
 def test_verification_names_what_is_missing_and_what_differs_from_the_record():
