@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import re
 import subprocess
 import threading
 import time
@@ -170,9 +169,10 @@ def test_rollback_without_confirmation_explains_and_changes_nothing(mariadb, rel
     assert "-e release_rollback_confirm=true" in result.stdout
     assert "Rollback not confirmed, nothing was changed" in result.stdout
     assert released["backup"]["path"] in result.stdout
-    # Before the confirmation: the backup's age and what was written since it, read from the server.
-    assert re.search(r"taken \S+ \((\d+ h )?\d+ min old\)", result.stdout), result.stdout[-3000:]
-    assert re.search(r"Written since the backup: \d+ transaction\(s\) on the database", result.stdout)
+    # Before the confirmation: the backup's age and what was written since it. This record (written by the fixture)
+    # holds neither the backup's time nor its binary log position, and the text says so rather than guessing.
+    assert "taken at an unknown time" in result.stdout
+    assert "Written since the backup: the binary log cannot tell (no binary log position was recorded" in result.stdout
     assert snapshot(mariadb, released["dbname"]) == released["after"]
     assert "rollback" not in read_record(released["record_dir"])["phases"]
     assert recap(result.stdout)["db1"]["changed"] == 0

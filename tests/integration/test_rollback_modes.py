@@ -175,6 +175,7 @@ def test_pitr_keeps_the_writes_made_between_the_backup_and_the_release(row_serve
     assert asked.returncode != 0
     assert re.search(r"Written since the backup: \d+ transaction\(s\) on the database", asked.stdout), \
         asked.stdout[-3000:]
+    assert re.search(r"taken \S+ \((\d+ h )?\d+ min old\)", asked.stdout)  # the backup's age
     # After the position before the first DDL: the release's DDL statements and the two writes after it.
     assert re.search(r"written after it, and lost: ([5-9]|\d\d) transaction\(s\) on the database", asked.stdout)
 
