@@ -125,13 +125,24 @@ class ActionModule(ActionBase):
             return self._templar.template(task_vars.get(name))
 
         host = var("inventory_hostname")
-        self._dir = record.record_dir(var("release_artifacts_dir"), var("release_version"), var("playbook_dir"), host)
+        try:
+            self._dir = record.record_dir(var("release_artifacts_dir"), var("release_version"), var("playbook_dir"),
+                                          host)
+            bad_version = None
+        except record.BadVersion as exc:
+            # A version that could name a directory outside the artifacts (`../..`, a newline): this run writes
+            # nothing anywhere, its failure included, and no phase starts.
+            self._dir, bad_version = None, str(exc)
         self._top = {"version": var("release_version") or "", "host": host, "database": var("release_db_name") or ""}
         state = dict((task_vars.get("ansible_facts") or {}).get(STATE_FACT) or {})
         phase, status = args["phase"], args["status"]
         now = utc_now_iso()
         result.update(changed=False, phase=phase, status=status, dir=self._dir)
 
+        if bad_version:
+            state.update(before_lock=False, held=[], owner=False, writes=False, lock=None)
+            if status == "running":
+                raise AnsibleActionFail(bad_version)
         if status == "running":
             if args["before_lock"] and not self._check and not state.get("before_lock"):
                 # The first phase of a run that takes the lock: this run's state starts here.
@@ -169,6 +180,7 @@ class ActionModule(ActionBase):
                 result.update(add_group=FAILED_GROUP, error=error)
                 display.display("Phase '%s' failed on %s: %s%s" % (
                     phase, host, error, "" if result.get("record_path") else
+                    ". Nothing was written anywhere for this release_version" if self._dir is None else
                     ". Nothing was written to the release record (%s), which is not this run's" % self._dir),
                     color=C.COLOR_ERROR)
             else:
@@ -192,6 +204,8 @@ class ActionModule(ActionBase):
 
     def _write(self, state, entries, result):
         """Write `entries` now, hold them until the lock is taken, or drop them when the record is not this run's."""
+        if self._dir is None:
+            return
         if not self._check and state.get("before_lock"):
             state["held"] = (state.get("held") or []) + entries
             return
@@ -203,7 +217,7 @@ class ActionModule(ActionBase):
     def _files(self, state, files):
         """The files kept with the release (snapshots, outputs): written in check mode too (the roles name them
         apart), never by a run whose record is another run's."""
-        if not self._check and (state.get("writes") is False or state.get("before_lock")):
+        if self._dir is None or (not self._check and (state.get("writes") is False or state.get("before_lock"))):
             return
         by_dir: dict = {}
         for item in files:
@@ -225,6 +239,8 @@ class ActionModule(ActionBase):
     def _failed(self, state, item, busy, result):
         """A phase failed. Before the lock (or after losing it) the record may be another run's: write only when
         nothing says so."""
+        if self._dir is None:
+            return
         if busy:
             state.update(before_lock=False, held=[], owner=False, writes=False, lock=None)
             return

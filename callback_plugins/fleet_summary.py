@@ -33,7 +33,7 @@ if os.path.join(_ROOT, "module_utils") not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(os.path.join(_ROOT, "module_utils"))
 
 from ansible.module_utils.dbrelease.clock import utc_now_iso  # noqa: E402
-from ansible.module_utils.dbrelease.files import write_atomic  # noqa: E402
+from ansible.module_utils.dbrelease.files import make_private_dirs, write_atomic  # noqa: E402
 
 PLAN_FACT = "__fleet_plan"
 # The one list of phases (vars/release.yml, release_phases): the order the summary lists them in.
@@ -161,7 +161,7 @@ def render_markdown(summary):
 
 
 def _write_atomic(path, text):
-    os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+    make_private_dirs(os.path.dirname(path))
     write_atomic(path, text)
 
 

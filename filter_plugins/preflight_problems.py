@@ -8,7 +8,8 @@ short_description: The problems of a release's inputs, one message each (empty w
 description:
   - Checks the inputs the preflight phase validates before it connects anywhere; each message names the input and
     what to change. The files are looked for on the controller, where filters run.
-  - C(release_version) must be usable as a git tag and a directory name; C(release_db_name) must be set;
+  - C(release_version) must be usable as a git tag, a directory name and a backup label (the rules of the
+    C(release_version_problems) filter, git check-ref-format's and a file name's); C(release_db_name) must be set;
     C(release_ddl_files) must be a list of existing files; when C(release_migration_command) is set,
     C(release_migration_chdir) must be an existing directory.
 options:
@@ -36,21 +37,26 @@ _value:
 """
 
 import os
-import re
 
+import ansible.module_utils
 from ansible.errors import AnsibleFilterError
 
-VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# The project's module_utils (ansible.cfg: module_utils = ./module_utils), importable here as on a target host.
+_MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
+if _MODULE_UTILS not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(_MODULE_UTILS)
+
+from ansible.module_utils.dbrelease.version import problems as version_problems  # noqa: E402
 
 
 def preflight_problems(inputs):
     if not isinstance(inputs, dict):
         raise AnsibleFilterError("preflight_problems expects a dict of inputs, got %s" % type(inputs).__name__)
     problems = []
-    version = inputs.get("version") or ""
-    if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
-        problems.append("release_version must be set to a version usable as a git tag and a directory name, for "
-                        "example -e release_version=v1.2.0-canonical-schema (got '%s')." % version)
+    found = version_problems(inputs.get("version") or "")
+    if found:
+        problems.append("release_version must be set to a version usable as a git tag, a directory name and a backup "
+                        "label, for example -e release_version=v1.2.0-canonical-schema: %s." % "; ".join(found))
     if not inputs.get("db_name"):
         problems.append("release_db_name must be set in the inventory (group_vars/databases) for %s."
                         % inputs.get("host", "this host"))

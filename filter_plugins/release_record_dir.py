@@ -9,6 +9,8 @@ description:
   - The same directory that C(release_phase) and C(release_record) write, for plays that need it of many hosts at
     once (the fleet's gates, preflight's check that no two databases share a record).
   - C(release_artifacts_dir) defaults to C(<playbook dir>/artifacts/<host>).
+  - Fails, with the reasons, for a C(release_version) that the C(release_version_problems) filter refuses, so no
+    directory is ever named after one.
 positional: version, playbook_dir, host
 options:
   _input:
@@ -45,17 +47,21 @@ _value:
 import os
 
 import ansible.module_utils
+from ansible.errors import AnsibleFilterError
 
 # The project's module_utils (ansible.cfg: module_utils = ./module_utils), importable here as on a target host.
 _MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
 if _MODULE_UTILS not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(_MODULE_UTILS)
 
-from ansible.module_utils.dbrelease.record import record_dir  # noqa: E402
+from ansible.module_utils.dbrelease.record import BadVersion, record_dir  # noqa: E402
 
 
 def release_record_dir(artifacts_dir, version, playbook_dir, host):
-    return record_dir(artifacts_dir or None, version, playbook_dir, host)
+    try:
+        return record_dir(artifacts_dir or None, version, playbook_dir, host)
+    except BadVersion as exc:
+        raise AnsibleFilterError(str(exc)) from None
 
 
 class FilterModule:

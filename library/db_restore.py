@@ -222,7 +222,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.dbrelease import backup as codec
-from ansible.module_utils.dbrelease import backup_compare, backup_stream, binlog
+from ansible.module_utils.dbrelease import backup_compare, backup_stream, binlog, leftovers
 from ansible.module_utils.dbrelease import rollback_restore as rr
 from ansible.module_utils.dbrelease.backup_files import sha256_of
 from ansible.module_utils.dbrelease.clock import utc_now_iso, utc_stamp
@@ -238,7 +238,7 @@ from ansible.module_utils.dbrelease.db import (  # noqa: I001 (module_utils impo
     scrub,
     server_info,
 )
-from ansible.module_utils.dbrelease.files import write_atomic
+from ansible.module_utils.dbrelease.files import make_private_dirs, write_atomic
 
 RestoreError = rr.RestoreError
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -463,7 +463,7 @@ def safety_dump(params, tools, database, directory, label):
         raise RestoreError("the safety dump needs a gzip compressor: %s" % exc) from None
     if not tools["dump"]:
         raise RestoreError("mariadb-dump (or mysqldump) is needed for the safety dump")
-    os.makedirs(directory, mode=0o750, exist_ok=True)
+    make_private_dirs(directory)
     final = os.path.join(directory, codec.backup_file_name(
         database, "before-rollback_%s" % (codec.safe_label(label) or "rollback"), "gzip", utc_stamp()))
     fd, partial = tempfile.mkstemp(prefix=".%s." % os.path.basename(final), suffix=".partial", dir=directory)
@@ -642,8 +642,18 @@ def replay_into(p, server, plan, target, result, timer):
     timer.mark("replay")
 
 
+def claim_staging(conn, staging):
+    """Mark the staging copy as this connection's (leftovers.claim_schema): while the connection lives, no sweep of
+    killed runs' leftovers drops it; once it is gone (a killed rollback), the next run's sweep does."""
+    try:
+        leftovers.claim_schema(conn, staging)
+    except DbError as exc:
+        raise RestoreError(str(exc)) from None
+
+
 def swap_in(conn, p, tools, dump, result, plan_replay, server, timer):
     database, staging = p["database"], result["staging"]
+    claim_staging(conn, staging)
     with conn.cursor() as cur:
         cur.execute("CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (
             quote_ident(staging), result["character_set"], result["collation"]))
@@ -652,6 +662,7 @@ def swap_in(conn, p, tools, dump, result, plan_replay, server, timer):
         loaded = rr.load(p, tools, p["path"], staging, disable_events=True, source=database)
         timer.mark("load")
         conn.ping()
+        claim_staging(conn, staging)  # again, in case ping had to reconnect (the claim went with the connection)
         result["verified"] = verify_copy(conn, staging, dump, p["expect"] or {}, p["checksums"])
         timer.mark("verify_copy")
         if result["verified"]["problems"]:
@@ -662,6 +673,7 @@ def swap_in(conn, p, tools, dump, result, plan_replay, server, timer):
         if plan_replay:
             replay_into(p, server, plan_replay, staging, result, timer)
             conn.ping()
+            claim_staging(conn, staging)
         reference = backup_compare.snapshot(conn, staging)
         journal = rr.Journal(result["journal"], dump=p["path"], sha256=result["sha256"], started=utc_now_iso())
         done = rr.swap(conn, database, staging, result["kept"],
@@ -689,6 +701,7 @@ def swap_in(conn, p, tools, dump, result, plan_replay, server, timer):
             problem = drop_quietly(conn, staging)
             if problem:
                 result["caveats"].append(problem)
+        leftovers.release_schema_claim(conn, staging)
 
 
 def in_place(conn, p, tools, dump, result, plan_replay, server, timer):

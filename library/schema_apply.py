@@ -139,6 +139,12 @@ options:
     type: str
     choices: [referenced, full]
     default: referenced
+  allow_empty_ddl:
+    description:
+      - A DDL file that holds no statement (empty, or only comments) is refused, naming the file, unless this is
+        set; then it is reported as a warning. A UTF-8 byte order mark at the start of a file is ignored.
+    type: bool
+    default: false
   plan_server:
     description:
       - Where to build the temporary plan schema instead of the target - a replica or a separate server of the same
@@ -234,9 +240,9 @@ author: dbrelease
 notes:
   - The account needs CREATE and DROP on C(<db>__dbrelease_plan_%) with the GRANT OPTION, CREATE USER (the plan
     runs as a temporary account C(dbrelease_plan_<random>) it creates and drops), and SET USER or SUPER (to give
-    the copy's triggers and functions that account as owner while binary logging is on), and READ_ONLY ADMIN (MySQL:
-    CONNECTION_ADMIN) with the GRANT OPTION when I(plan_server) is read-only (a replica), besides the DDL
-    privileges on I(db); PROCESS to see other accounts' sessions (the lock guard says when it lacks it);
+    the copy's triggers and functions that account as owner while binary logging is on), and READ_ONLY ADMIN
+    (CONNECTION_ADMIN on MySQL) with the GRANT OPTION when I(plan_server) is read-only (a replica), besides the
+    DDL privileges on I(db); PROCESS to see other accounts' sessions (the lock guard says when it lacks it);
     REPLICATION CLIENT / REPLICA MONITOR (or SLAVE MONITOR) to read replication status; CONNECTION ADMIN or SUPER
     for I(kill_idle_blockers).
   - Exact lock information needs C(performance_schema) with the C(wait/lock/metadata/sql/mdl) instrument (MySQL 8
@@ -443,6 +449,7 @@ def argument_spec():
         plan_override=dict(type="bool", default=False),
         temp_schema_prefix=dict(type="str", default="__dbrelease_plan_"),
         plan_copy=dict(type="str", default="referenced", choices=["referenced", "full"]),
+        allow_empty_ddl=dict(type="bool", default=False),
     )
     spec.update(ddl_exec.argument_spec())
     return spec
@@ -452,8 +459,9 @@ def argument_spec():
 # Reading the DDL
 # ---------------------------------------------------------------------------------------------------------------
 
-def read_ddl(paths, sources=()):
-    """(statements, {file name: sha256}). Raises SchemaFailure naming the file on any read/split problem."""
+def read_ddl(paths, sources=(), allow_empty=False, warnings=None):
+    """(statements, {file name: sha256}). Raises SchemaFailure naming the file on any read/split problem, and for a
+    file holding no statement (empty, or only comments) unless `allow_empty`, which appends a warning instead."""
     statements, checksums = [], {}
     items = [(p, None) for p in paths or ()] + [(s["name"], s["content"]) for s in sources or ()]
     if not items:
@@ -471,9 +479,18 @@ def read_ddl(paths, sources=()):
                 raise SchemaFailure("cannot read DDL file %s: %s" % (path, exc.strerror), {}) from None
         checksums[label] = hashlib.sha256(raw).hexdigest()
         try:
-            statements.extend(split_sql(raw.decode("utf-8"), file=label))
+            found = split_sql(raw.decode("utf-8"), file=label)
         except (SplitError, UnicodeDecodeError) as exc:
             raise SchemaFailure("cannot split DDL file %s: %s" % (path, exc), {"files": checksums}) from None
+        if not found:
+            what = "is empty" if not raw.strip(b" \t\r\n\xef\xbb\xbf") else "holds only comments"
+            if not allow_empty:
+                raise SchemaFailure("DDL file %s %s: no statement to apply. Fix the file or remove it from "
+                                    "release_ddl_files; set schema_allow_empty_ddl: true to only warn" % (
+                                        path, what), {"files": checksums}) from None
+            if warnings is not None:
+                warnings.append("DDL file %s %s: nothing to apply from it (schema_allow_empty_ddl)" % (path, what))
+        statements.extend(found)
     return statements, checksums
 
 
@@ -968,10 +985,12 @@ def run(params, check_mode=False, diff_mode=False):
     if unknown:
         raise SchemaFailure("schema_allow_statements may list %s; %s cannot be allowed" % (
             ", ".join(classify.ALLOWABLE), ", ".join(unknown)), {})
+    warnings = []
     statements, checksums = read_ddl(params.get("ddl_files"),
-                                     [{"name": n, "content": c} for n, c in zip(names, contents, strict=True)])
+                                     [{"name": n, "content": c} for n, c in zip(names, contents, strict=True)],
+                                     allow_empty=params.get("allow_empty_ddl"), warnings=warnings)
     result = {"changed": False, "ok": False, "files": checksums, "applied": [], "skipped": [],
-              "statements": len(statements), "data_checks": [], "data_statements": [],
+              "statements": len(statements), "data_checks": [], "data_statements": [], "warnings": warnings,
               "lint": {"idempotence": [], "destructive": [], "duplicates": [], "alters": [], "refused": [],
                        "report": []}}
     lint = result["lint"]
@@ -1379,9 +1398,11 @@ def main():
         module.fail_json(msg=scrub(exc.msg, module.params), record=record_part(exc.result), **exc.result)
     except Exception as exc:  # a server error outside a statement (connection lost, privileges)
         module.fail_json(msg=scrub("schema_apply on %s: %s" % (endpoint(module.params), exc), module.params))
-    for warning in result.pop("warnings", []):
+    warnings = result.pop("warnings", [])
+    for warning in warnings:
         module.warn(warning)
-    module.exit_json(msg=result_line(result), record=record_part(result), **result)
+    # The warnings go into the message too: the task is no_log (the connection), and the phase prints the message.
+    module.exit_json(msg="; ".join([result_line(result)] + warnings), record=record_part(result), **result)
 
 
 if __name__ == "__main__":

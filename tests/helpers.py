@@ -99,6 +99,19 @@ def run_module(name: str, args: dict, check: bool = False, diff: bool = False) -
         raise AssertionError("module %s printed no JSON:\n%s\n%s" % (name, proc.stdout, proc.stderr)) from None
 
 
+def start_module(name: str, args: dict, check: bool = False, env=None) -> subprocess.Popen:
+    """Start library/<name>.py as run_module() does, without waiting: for tests that kill it mid-way. Its stdin is
+    already written and closed; read its JSON result from stdout."""
+    payload = {"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check, _ansible_diff=False)}
+    full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), *sys.path]), **(env or {}))
+    proc = subprocess.Popen([sys.executable, "-c", _MODULE_RUNNER, str(ROOT / "library" / (name + ".py"))],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=full_env)
+    proc.stdin.write(json.dumps(payload))
+    proc.stdin.close()
+    return proc
+
+
 # Makes `ansible.module_utils.dbrelease` resolve to this repository's module_utils, then runs the module file.
 _MODULE_RUNNER = """
 import runpy, sys

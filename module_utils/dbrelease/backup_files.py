@@ -8,9 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import time
 
 from ansible.module_utils.dbrelease import backup as codec
+from ansible.module_utils.dbrelease import owner
 from ansible.module_utils.dbrelease.backup_io import CHUNK
 from ansible.module_utils.dbrelease.clock import utc_stamp
 
@@ -23,8 +25,14 @@ def read_checksum_file(path) -> str | None:
         return None
 
 
-def remove_stale_partials(backup_dir, database, older_than_s=300) -> list[str]:
-    """Remove `.DB_*.partial` files left by runs that died long ago (a running dump touches its file)."""
+def remove_stale_partials(backup_dir, database, min_age_s=60, check_mode=False) -> list[dict]:
+    """Remove the `.DB_*.partial` files of `database` whose writer died (killed before it could remove them).
+
+    A writer holds a lock on its partial while it writes (`owner.hold`); a partial is removed only when that lock
+    is free and the file has not been written to for `min_age_s` (the moment between its creation and its lock,
+    and between the writer's last write and its rename, are never mistaken for a death). Returns
+    `[{"path", "idle_s"}]`; with `check_mode`, what would be removed.
+    """
     removed = []
     now = time.time()
     try:
@@ -32,14 +40,19 @@ def remove_stale_partials(backup_dir, database, older_than_s=300) -> list[str]:
     except OSError:
         return removed
     for name in names:
-        if name.startswith(".%s_" % database) and name.endswith(".partial"):
-            path = os.path.join(backup_dir, name)
-            try:
-                if now - os.stat(path).st_mtime > older_than_s:
+        if not (name.startswith(".%s_" % database) and name.endswith(".partial")):
+            continue
+        path = os.path.join(backup_dir, name)
+        try:
+            info = os.lstat(path)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or now - info.st_mtime < min_age_s:
+                continue
+            if owner.owner_gone(path):
+                if not check_mode:
                     os.unlink(path)
-                    removed.append(path)
-            except OSError:
-                pass
+                removed.append({"path": path, "idle_s": int(now - info.st_mtime)})
+        except OSError:
+            pass
     return removed
 
 

@@ -65,7 +65,7 @@ def check_job_dir(path: str) -> str:
 
 def write_status(job_dir, status: dict):
     tmp = os.path.join(job_dir, ".status.json.tmp")
-    with open(tmp, "w") as handle:
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
         json.dump(status, handle)
     os.replace(tmp, os.path.join(job_dir, "status.json"))
 
@@ -80,8 +80,7 @@ def read_status(job_dir) -> dict:
 
 def touch_lease(job_dir):
     path = os.path.join(job_dir, "lease")
-    with open(path, "a"):
-        pass
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     os.utime(path, None)
 
 

@@ -22,9 +22,10 @@ import time
 
 from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease import backup_compare as cmp
+from ansible.module_utils.dbrelease import leftovers
 from ansible.module_utils.dbrelease.backup import BackupError
 from ansible.module_utils.dbrelease.backup_io import CHUNK, kill_process
-from ansible.module_utils.dbrelease.db import DbError, client_option_file, connect, quote_ident, scrub
+from ansible.module_utils.dbrelease.db import DbError, client_option_pipe, connect, quote_ident, scrub
 from ansible.module_utils.dbrelease.sqlident import rewrite_schema
 
 EVENTS_MARKER = b"\n-- Dumping events for database '"
@@ -100,12 +101,13 @@ def restore(params, tools, path, target, skip_binlog=True, source=None) -> dict:
     raw = [0]
     dec = cli = None
     try:
-        with client_option_file(params) as option_file:
+        with client_option_pipe(params, client=tools["client"]) as options:
             with open(path, "rb") as src:
                 dec = subprocess.Popen(codec.decompress_command(compression, tools), stdin=src,
                                        stdout=subprocess.PIPE, stderr=dec_err)
-            cli = subprocess.Popen(restore_command(tools["client"], option_file, target, skip_binlog),
-                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=cli_err)
+            cli = subprocess.Popen(restore_command(tools["client"], options.path, target, skip_binlog),
+                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=cli_err,
+                                   pass_fds=options.pass_fds)
             broken = False
             while True:
                 chunk = dec.stdout.read1(CHUNK)
@@ -181,6 +183,12 @@ def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=T
             if not row:
                 raise BackupError("source database %s does not exist: nothing to compare the restore with"
                                   % database, check="source")
+        # Held by this connection until it closes: a run killed meanwhile leaves a copy the next one drops.
+        try:
+            leftovers.claim_schema(conn, target)
+        except DbError as exc:
+            raise BackupError(str(exc), check="restore") from None
+        with conn.cursor() as cur:
             cur.execute("CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (quote_ident(target), row[0], row[1]))
         try:
             t0 = time.monotonic()
@@ -188,6 +196,7 @@ def restore_test(params, tools, path, database, exact_counts=True, skip_binlog=T
             durations["restore"] = time.monotonic() - t0
             t0 = time.monotonic()
             conn.ping(reconnect=True)
+            leftovers.claim_schema(conn, target)  # again, in case ping had to reconnect (the lock went with it)
             source, copy = cmp.snapshot(conn, database), cmp.snapshot(conn, target)
             problems = cmp.compare_objects(source, copy)
             counts_src = cmp.row_counts(conn, database, source["tables"])

@@ -22,11 +22,12 @@ import tempfile
 import time
 
 from ansible.module_utils.dbrelease import backup as codec
+from ansible.module_utils.dbrelease import owner
 from ansible.module_utils.dbrelease.backup import BackupError
 from ansible.module_utils.dbrelease.backup_checks import checks_message, failed_checks, stream_checks
 from ansible.module_utils.dbrelease.backup_files import remove_stale_partials, sha256_of, unused_name
 from ansible.module_utils.dbrelease.backup_io import CHUNK, Pump, big_pipes, kill_process
-from ansible.module_utils.dbrelease.db import client_binary, client_option_file, scrub
+from ansible.module_utils.dbrelease.db import client_binary, client_option_pipe, scrub
 from ansible.module_utils.dbrelease.files import write_atomic
 
 
@@ -137,7 +138,7 @@ def _write_all(out, data):
 
 
 def dump_to_partial(params, cmd_dump, cmd_compress, cmd_check, partial_path, progress, stdbuf=None,
-                    helper_nice=0):
+                    helper_nice=0, dump_fds=()):
     """Run dump | compressor into `partial_path`; returns (sha256, compressed, uncompressed, check).
 
     Each compressed chunk is also fed to a decompressor (`cmd_check`) running alongside, so the decompression
@@ -148,6 +149,9 @@ def dump_to_partial(params, cmd_dump, cmd_compress, cmd_check, partial_path, pro
     `helper_nice` is added to the niceness of the compressor, the checking decompressor and the threads that
     move bytes (not the dump client's): the dump client is the slowest stage and sets the backup's speed, so it
     gets the CPU first.
+    `dump_fds` are the descriptors the dump client inherits (its option pipe).
+    The partial file is locked (`owner.hold`) while it is written: a clean-up run never removes it from under a
+    live writer, and removes it once the writer died (`backup_files.remove_stale_partials`).
     Raises BackupError naming the failed stage; the caller removes the partial.
     """
     digest = hashlib.sha256()
@@ -157,10 +161,13 @@ def dump_to_partial(params, cmd_dump, cmd_compress, cmd_check, partial_path, pro
     dump = comp = pump = check = reader = None
     check_broken = False
     fd = os.open(partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    held = None
     try:
+        os.fchmod(fd, 0o640)
+        held = owner.hold(partial_path)
         with os.fdopen(fd, "wb", buffering=0) as out:
             dump = subprocess.Popen(([stdbuf, "-o1M"] if stdbuf else []) + list(cmd_dump), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=dump_err)
+                                    stdout=subprocess.PIPE, stderr=dump_err, pass_fds=tuple(dump_fds))
             helper = _renice(helper_nice) if helper_nice else None
             comp = subprocess.Popen(cmd_compress, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=comp_err,
                                     preexec_fn=helper)
@@ -222,6 +229,7 @@ def dump_to_partial(params, cmd_dump, cmd_compress, cmd_check, partial_path, pro
                    "stderr": check_err.read().decode("utf-8", "replace").strip()[-500:]}
         return digest.hexdigest(), progress.written, pump.count, checked
     finally:
+        owner.release(held)
         kill_process(dump, comp, check)
         for thread in (pump, reader):
             if thread is not None:
@@ -262,15 +270,15 @@ def run_dump(params, conn_info, tools, progress, *, database, backup_dir, compre
     partial_path = os.path.join(backup_dir, codec.partial_name(final_name))
     cmd_compress = codec.compress_command(compression, tools, level=level, threads=threads)
     position_opts = codec.position_options(conn_info["server"], conn_info["log_bin"])
-    remove_stale_partials(backup_dir, database)
+    removed = remove_stale_partials(backup_dir, database)
     durations = {}
     try:
-        with client_option_file(params) as option_file:
-            cmd_dump = codec.dump_command(tools["dump"], option_file, database, position_opts)
+        with client_option_pipe(params, client=tools["dump"]) as options:
+            cmd_dump = codec.dump_command(tools["dump"], options.path, database, position_opts)
             t0 = time.monotonic()
             sha, written, raw, checked = dump_to_partial(
                 params, cmd_dump, cmd_compress, codec.decompress_command(compression, tools), partial_path, progress,
-                stdbuf=tools.get("stdbuf"), helper_nice=helper_nice)
+                stdbuf=tools.get("stdbuf"), helper_nice=helper_nice, dump_fds=options.pass_fds)
             durations["dump"] = time.monotonic() - t0
         # The head and tail are those of what the file decompressed to; when that is the whole dump (the
         # decompressor succeeded and gave back every byte dumped), a missing trailer is the dump's own fault.
@@ -302,7 +310,8 @@ def run_dump(params, conn_info, tools, progress, *, database, backup_dir, compre
                 compressor=os.path.basename(cmd_compress[0]), position=position,
                 checks={name: check["ok"] for name, check in report["checks"].items()},
                 check_messages={name: check["msg"] for name, check in report["checks"].items()},
-                durations_s=manifest["durations_s"], manifest_data=manifest, reused=False)
+                durations_s=manifest["durations_s"], manifest_data=manifest, reused=False,
+                removed_partials=[item["path"] for item in removed])
 
 
 def source_info(conn, database) -> dict:

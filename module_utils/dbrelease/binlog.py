@@ -18,7 +18,7 @@ import time
 from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease.backup_files import sha256_of
 from ansible.module_utils.dbrelease.db import client_binary, client_option_file, quote_ident, scrub
-from ansible.module_utils.dbrelease.files import write_atomic
+from ansible.module_utils.dbrelease.files import make_private_dirs, write_atomic
 from ansible.module_utils.dbrelease.units import human_bytes
 
 SEQUENCE_RE = re.compile(r"\.(\d+)$")
@@ -485,7 +485,7 @@ def fetch(params, flavor: str, files, directory: str, expected_sizes=None) -> li
     binary = binlog_tool(flavor)
     if not binary:
         raise BinlogError("neither mariadb-binlog nor mysqlbinlog is installed on this host")
-    os.makedirs(directory, mode=0o750, exist_ok=True)
+    make_private_dirs(directory)
     staging = tempfile.mkdtemp(prefix=".fetch-", dir=directory)
     try:
         with client_option_file(params) as option_file:

@@ -1,4 +1,5 @@
-"""Atomic file writes: the one way a file the project publishes is written (records, manifests, reports).
+"""Atomic file writes: the one way a file the project publishes is written (records, manifests, reports), and the
+private directories and lock files around them, with modes that do not depend on the umask.
 
 Stdlib only (it runs on target hosts and on the controller).
 """
@@ -6,6 +7,7 @@ Stdlib only (it runs on target hosts and on the controller).
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 
 
@@ -32,4 +34,40 @@ def write_atomic(path: str, data: bytes | str, mode: int = 0o640, fsync: bool = 
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        raise
+
+
+def make_private_dirs(path: str, mode: int = 0o750) -> None:
+    """Create `path` and its missing parents with `mode` whatever the umask (`os.makedirs` gives the parents 0777
+    less the umask: world-writable under umask 000), and take the world's access away from `path` if it exists
+    already and is ours."""
+    missing = []
+    current = os.path.abspath(path)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode)
+        except FileExistsError:
+            pass  # made meanwhile by another writer
+        os.chmod(directory, mode)
+    info = os.stat(path)
+    if info.st_mode & 0o007 and info.st_uid == os.getuid():
+        os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o007)
+
+
+def open_private(path: str, mode: int = 0o600, flags: int = os.O_WRONLY | os.O_CREAT | os.O_APPEND):
+    """A file object on `path` (a lock file, a status file), created with `mode` whatever the umask, and brought back
+    to `mode` when an earlier run left it wider."""
+    fd = os.open(path, flags, mode)
+    try:
+        if os.fstat(fd).st_uid == os.getuid():
+            os.fchmod(fd, mode)
+        return os.fdopen(fd, "a" if flags & os.O_APPEND else "w")
+    except BaseException:
+        os.close(fd)
         raise

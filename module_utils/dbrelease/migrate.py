@@ -10,7 +10,8 @@ sql driver
 
 command driver
     Runs the tool (argv from the command string, no shell) in its directory with DB_HOST, DB_PORT, DB_USER,
-    DB_PASSWORD, DB_NAME (and DB_SOCKET) in its environment only. Whether anything was applied comes from the
+    DB_PASSWORD, DB_NAME (and DB_SOCKET; with TLS DB_SSL_CA, DB_SSL_CERT, DB_SSL_KEY, DB_SSL_VERIFY) in its
+    environment only. Whether anything was applied comes from the
     tool's history table (`knex_migrations`, `SequelizeMeta`, ...) compared before and after, else from a regex
     on its output.
 """
@@ -24,7 +25,7 @@ import shlex
 import subprocess
 import time
 
-from ansible.module_utils.dbrelease.db import DbError, quote_ident
+from ansible.module_utils.dbrelease.db import DbError, password_bytes, quote_ident, tls_environment
 from ansible.module_utils.dbrelease.sqlsplit import SplitError, split_sql
 
 SCRIPT_RE = re.compile(r"^V(\d+(?:[._]\d+)*)__(.+)\.sql$")
@@ -289,10 +290,18 @@ def pending_files(migrations_dir, history):
     return [n for n in names if n not in labels and os.path.splitext(n)[0] not in labels]
 
 
+TLS_VARIABLES = ("DB_SSL_CA", "DB_SSL_CERT", "DB_SSL_KEY", "DB_SSL_VERIFY")
+
+
 def migration_env(params, database, extra=None, base=None):
-    """The child's environment: the module's own plus DB_* (the password only here, never in argv)."""
+    """The child's environment: the module's own plus DB_* (the password only here, never in argv), and with TLS
+    DB_SSL_CA, DB_SSL_CERT, DB_SSL_KEY (paths) and DB_SSL_VERIFY (`true`/`false`)."""
     env = dict(os.environ if base is None else base)
     env.update({str(k): str(v) for k, v in (extra or {}).items()})
+    password_bytes(params)  # raises DbError, naming the reason, for a password no environment can hold
+    for name in TLS_VARIABLES:
+        env.pop(name, None)
+    env.update(tls_environment(params))
     env.update({
         "DB_HOST": params.get("login_host") or "localhost",
         "DB_PORT": str(params.get("login_port") or 3306),

@@ -26,6 +26,8 @@ import secrets
 
 from ansible.module_utils.dbrelease import classify as cls_mod
 from ansible.module_utils.dbrelease.db import DbError, connect, quote_ident
+from ansible.module_utils.dbrelease.leftovers import claim_schema, release_schema_claim
+from ansible.module_utils.dbrelease.privileges import PLAN_ACCOUNT
 from ansible.module_utils.dbrelease.sqlident import object_references, rewrite_schema, schema_qualifiers
 
 ACCOUNT_PREFIX = "dbrelease_plan_"
@@ -101,6 +103,7 @@ class PlanCopy:
         self.overrides = {}
         self.created_schema = False
         self.created_account = False
+        self.claims = []
         self.problems = []
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -133,6 +136,10 @@ class PlanCopy:
                     self.created_account = False
                 except Exception as exc:  # noqa: BLE001 - reported below
                     problems.append("drop the temporary account %s@%s: %s" % (self.user, self.host, exc))
+        if not (self.created_schema or self.created_account):
+            for name in self.claims:
+                release_schema_claim(self.conn, name)
+            self.claims = []
         self.problems = problems
 
     # -- creation ----------------------------------------------------------------------------------------------
@@ -155,6 +162,11 @@ class PlanCopy:
             client, current = cur.fetchone()
             self.host = client.rsplit("@", 1)[1] if "@" in client else "localhost"
             self.admin_account = current
+            # The copy and the account are marked as this connection's (named locks): a run killed before
+            # close() leaves them to the next run's clean-up (leftovers.sweep_schemas, sweep_plan_accounts).
+            for name in (self.tmp, self.user):
+                claim_schema(self.conn, name)
+                self.claims.append(name)
             cur.execute("CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (quote_ident(self.tmp), charset,
                                                                            collation))
             self.created_schema = True
@@ -199,7 +211,8 @@ class PlanCopy:
             with self.conn.cursor() as cur:
                 cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (self.user, self.host, password))
                 self.created_account = True
-                cur.execute("GRANT ALL PRIVILEGES ON %s.* TO %%s@%%s" % grant_pattern(self.tmp), (self.user, self.host))
+                cur.execute("GRANT %s ON %s.* TO %%s@%%s" % (", ".join(PLAN_ACCOUNT), grant_pattern(self.tmp)),
+                            (self.user, self.host))
                 for other in sorted(others):
                     cur.execute("GRANT SELECT, SHOW VIEW ON %s.* TO %%s@%%s" % grant_pattern(other),
                                 (self.user, self.host))

@@ -12,18 +12,41 @@ import json
 import os
 
 from ansible.module_utils.dbrelease.clock import utc_now_iso
-from ansible.module_utils.dbrelease.files import write_atomic
+from ansible.module_utils.dbrelease.files import make_private_dirs, open_private, write_atomic
+from ansible.module_utils.dbrelease.version import problems as version_problems
 
 RECORD = "release.json"
 CHECK_RECORD = "release.check.json"
 
 
+class BadVersion(ValueError):
+    """release_version cannot name a release directory: nothing may be written (or read) for it."""
+
+
 def record_dir(artifacts_dir, version, playbook_dir, host) -> str:
     """`<release_artifacts_dir>/<release_version>`; release_artifacts_dir defaults to `<playbook dir>/artifacts/<host>`.
 
-    The one definition of where a host's record lives (the phases, the fleet gates and the report all use it)."""
+    The one definition of where a host's record lives (the phases, the fleet gates and the report all use it).
+    Raises BadVersion for a version the release's rules refuse (`version.problems`: it could climb out of the
+    artifacts directory, or hold a newline), so no caller ever gets a path outside it."""
+    if version:
+        found = version_problems(version)
+        if found:
+            raise BadVersion("release_version %s; nothing is written for it" % "; ".join(found))
     base = artifacts_dir or os.path.join(playbook_dir or ".", "artifacts", host)
     return os.path.join(str(base), str(version or "unversioned"))
+
+
+def check_release_dir(directory: str) -> None:
+    """Refuse a release directory that climbs out of where it was put (`..`) or holds a control character: a bad
+    release_version must never make a run write anywhere else, not even its failure record. Raises ValueError."""
+    text = str(directory)
+    if any(part == ".." for part in text.split(os.sep)):
+        raise ValueError("%r has a '..' component: refusing to write outside the artifacts directory (check "
+                         "release_version, and give release_artifacts_dir without '..')" % text)
+    if any(ord(char) < 32 or ord(char) == 127 for char in text):
+        raise ValueError("%r holds a control character (a newline?): refusing to write there (check "
+                         "release_version and release_artifacts_dir)" % text)
 
 
 def record_path(directory: str, check_mode: bool) -> str:
@@ -88,9 +111,10 @@ def write(directory: str, check_mode: bool, entries, top=None) -> tuple[dict, st
     """Apply `entries` (see `entry`) and the top-level keys `top` to the record, under a file lock, atomically.
 
     Returns (record, path). Forks writing records of different hosts or phases never corrupt one another."""
-    os.makedirs(directory, mode=0o750, exist_ok=True)
+    check_release_dir(directory)
+    make_private_dirs(directory)
     path = record_path(directory, check_mode)
-    with open(os.path.join(directory, ".release.lock"), "a") as lock:
+    with open_private(os.path.join(directory, ".release.lock")) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         record = load(path)
         record.update(top or {})
@@ -157,8 +181,9 @@ def write_artifacts(directory, files, check_mode):
         name = item["name"]
         if not name or name in (".", "..") or "/" in name:
             raise ValueError("release_record: artifact name %r must be a plain file name" % name)
+    check_release_dir(directory)
     if not check_mode:
-        os.makedirs(directory, mode=0o750, exist_ok=True)
+        make_private_dirs(directory)
     written = []
     for item in files:
         dest = os.path.join(directory, item["name"])

@@ -25,8 +25,11 @@ def _statement(file, index, line, text):
 def split_sql(text: str, file: str = "<string>"):
     """A list of `{"file", "index", "line", "sql"}` dicts, one per statement, in order.
 
-    `sql` has no trailing delimiter and no (non-executable) comments; empty statements are skipped.
+    `sql` has no trailing delimiter and no (non-executable) comments; empty statements are skipped. A UTF-8 byte
+    order mark at the start (editors on Windows write one) is not part of the first statement.
     """
+    if text.startswith("\ufeff"):
+        text = text[1:]
     statements = []
     delimiter = ";"
     buf = []            # characters of the current statement

@@ -64,6 +64,8 @@ def inputs(tmp_path, **changes):
     ({"version": ""}, "release_version must be set"),
     ({"version": "v1/x"}, "release_version must be set"),
     ({"version": "v1\n"}, "release_version must be set"),
+    ({"version": "v9..1"}, "contains '..', which git refuses in a tag name"),
+    ({"version": "../../etc"}, "starts with '.'"),
     ({"db_name": ""}, "release_db_name must be set in the inventory (group_vars/databases) for db1."),
     ({"ddl_files": "a.sql"}, "release_ddl_files must be a list"),
     ({"ddl_files": ["/nowhere.sql"]}, "DDL file(s) not found on the controller: /nowhere.sql."),

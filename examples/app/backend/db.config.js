@@ -1,6 +1,28 @@
 'use strict';
 // Database settings from the environment only (the release's migrate phase sets them; no password in files):
-//   DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME, and DB_SOCKET (a unix socket, wins over host and port).
+//   DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME, and DB_SOCKET (a unix socket, wins over host and port);
+//   with TLS, DB_SSL_CA, DB_SSL_CERT, DB_SSL_KEY (PEM file paths) and DB_SSL_VERIFY (`true`: the server's certificate
+//   chain and, over TCP, its host name are verified; `false`: encrypted, not verified).
+const fs = require('fs');
+
+function tlsFromEnv(env) {
+  if (env.DB_SSL_VERIFY === undefined) {
+    return undefined;
+  }
+  const verify = env.DB_SSL_VERIFY === 'true';
+  const ssl = { rejectUnauthorized: verify };
+  if (env.DB_SSL_CA && verify) {
+    ssl.ca = fs.readFileSync(env.DB_SSL_CA);
+  }
+  if (env.DB_SSL_CERT) {
+    ssl.cert = fs.readFileSync(env.DB_SSL_CERT);
+    ssl.key = fs.readFileSync(env.DB_SSL_KEY);
+  }
+  if (env.DB_SOCKET) {
+    ssl.checkServerIdentity = () => undefined; // no host name to check on a unix socket; the chain still is
+  }
+  return ssl;
+}
 
 function connectionFromEnv(env = process.env) {
   const missing = ['DB_USER', 'DB_NAME'].filter((name) => !env[name]);
@@ -20,6 +42,10 @@ function connectionFromEnv(env = process.env) {
   } else {
     connection.host = env.DB_HOST || '127.0.0.1';
     connection.port = Number.parseInt(env.DB_PORT || '3306', 10);
+  }
+  const ssl = tlsFromEnv(env);
+  if (ssl) {
+    connection.ssl = ssl;
   }
   return connection;
 }
