@@ -13,7 +13,7 @@ description:
   - With I(window_hours), says whether the binary logs are kept at least that long (the rollback window), and
     whether point-in-time recovery is possible at all.
   - With I(database) and I(since), counts what was written to the database from I(since) to I(until) (or now), from
-    C(SHOW BINLOG EVENTS): transactions, row events and statement events touching it, and the binary log bytes
+    C(SHOW BINLOG EVENTS) - transactions, row events and statement events touching it, and the binary log bytes
     in the range. Never returns the text of an event (it holds row values).
   - With I(rows_then) (row counts recorded earlier, per table), gives the exact row counts now and the differences,
     the measure of what was written when the binary log cannot tell.
@@ -33,7 +33,7 @@ options:
     type: float
     default: 0
   rows_then:
-    description: Row counts recorded earlier (C({table: count})); the counts now are compared with them.
+    description: Row counts recorded earlier (table name to count); the counts now are compared with them.
     type: dict
   max_seconds:
     description: Time budget for reading the binary log; past it the counts are lower bounds (C(complete=false)).

@@ -21,7 +21,7 @@ description:
     controller prints progress (bytes, rate, elapsed) every few seconds. I(mode) is the plugin's protocol.
   - With I(reuse=true) and a I(label), an existing backup of the same database and label whose checksum is valid
     is returned instead of taking a new one (C(changed=false)), so rerunning a release does not pile up dumps - but
-    only while it still matches the database (see I(reuse_changed)): a rerun days later never silently reuses a
+    only while it still matches the database (see I(reuse_changed)) - a rerun days later never silently reuses a
     backup that the binary log shows the database has moved away from.
 options:
   database:

@@ -34,7 +34,7 @@ description:
     (the one recorded just before the release's first DDL) with C(mariadb-binlog)/C(mysqlbinlog), only the events
     of the database, rewritten to the staging schema; replayed transactions get new GTIDs of this server. It is
     refused, before anything changes, when the range holds statement-format events on the database (they cannot
-    be redirected safely: C(binlog_format=ROW) is required) or when a binary log of the range is neither on the
+    be redirected safely, so C(binlog_format=ROW) is required) or when a binary log of the range is neither on the
     server nor in I(replay.binlog_dir).
   - Every client tool gets the credentials from a 0600 option file passed as its first argument; no password is
     ever on a command line. No row data is ever returned or logged.
@@ -66,7 +66,7 @@ options:
     description:
       - What was recorded for this backup, checked on the restored copy before it is swapped in -
         C(objects) (count per kind), C(rows) (exact row count per table, or the restore test's
-        C({table: {source, restored}})) and C(checksums) (per table, as computed by this module's checksum). The
+        per table C(source) and C(restored)) and C(checksums) (per table, the restore test's C(digest)). The
         backup phase's C(restore_test) record can be given as it is.
     type: dict
     default: {}

@@ -227,3 +227,22 @@ def test_an_admin_without_set_user_is_refused_with_the_full_list_before_anything
     assert result["method"] == "swap"
     assert schema_state(box, db) == before
 
+
+
+def test_a_dead_rollback_staging_copy_is_swept_a_live_one_and_the_kept_database_never(mariadb, dbname, tmp_path):
+    dead = "%s__dbrelease_rollback_%s" % (dbname, "0badc0de")
+    live = "%s__dbrelease_rollback_%s" % (dbname, "5afe5afe")
+    kept = "%s__before_rollback_20261201T000000Z" % dbname
+    owner = mariadb.root()  # a running rollback: its connection holds the claim (leftovers.claim_schema)
+    try:
+        with owner.cursor() as cur:
+            cur.execute("SELECT GET_LOCK(%s, 0)", (live,))
+        mariadb.sql(["CREATE DATABASE `%s`" % name for name in (dead, live, kept)]
+                    + ["CREATE TABLE `%s`.t (id INT PRIMARY KEY)" % name for name in (dead, live, kept)])
+        swept = run_module("release_leftovers", dict(login_params(mariadb), temp_dir=str(tmp_path)))
+        assert [item["name"] for item in swept["removed"]] == [dead], swept
+        assert "a rollback's staging copy of a backup" in swept["msg"]
+        assert leftovers(mariadb, dbname) == {live, kept}
+    finally:
+        owner.close()
+        mariadb.sql(["DROP DATABASE IF EXISTS `%s`" % name for name in (dead, live, kept)])
