@@ -17,7 +17,7 @@ help:
 	@echo "make demo        run a whole release on an embedded MariaDB (starts it under .demo/)"
 	@echo "make demo-stop   stop the embedded MariaDB and the example backend"
 	@echo "make test        lint, unit, integration and molecule tests (real throwaway MariaDB servers)"
-	@echo "make bench       benchmarks (schema dry-run, DDL on a live server, backup, verification, fleet); prints the figures"
+	@echo "make bench       benchmarks (schema dry-run, DDL on a live server, backup, verification, log reading, fleet); prints the figures"
 
 deps:
 	@scripts/install_deps.sh demo

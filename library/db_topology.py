@@ -13,8 +13,10 @@ description:
     C(SHOW REPLICA STATUS) on MySQL 8.0.22+, C(SHOW SLAVE STATUS) before), the replicas it lists (C(SHOW SLAVE HOSTS)
     / C(SHOW REPLICAS), for replicas that set C(report_host)), its binary log dump threads, and its GTID mode.
   - Connects to each replica named in I(replicas) and reads its lag (C(Seconds_Behind_Master) /
-    C(Seconds_Behind_Source); a stopped SQL or IO thread is unknown lag) and whether it replicates from this
-    endpoint (its source server_id). Replicas the endpoint lists that I(replicas) does not name are reported in
+    C(Seconds_Behind_Source), the age of the event a delayed replica waits on, and whether it has executed this
+    endpoint's binary log position - C(Seconds_Behind_Master) alone reads 0 before a replica has received or
+    started applying the latest writes; a stopped SQL or IO thread is unknown lag) and whether it replicates from
+    this endpoint (its source server_id). Replicas the endpoint lists that I(replicas) does not name are reported in
     C(unlisted_replicas), since their lag is not checked.
   - With I(require_primary), fails when the endpoint is a replica (DDL runs on the primary only).
   - With I(max_lag), waits up to I(wait_seconds) for every replica's lag to be known and at most I(max_lag)
@@ -81,8 +83,10 @@ topology:
   returned: success
   type: dict
 replicas:
-  description: Per replica named in I(replicas) - C(lag_seconds) (null when unknown), C(io_running),
-    C(sql_running), C(sql_delay), C(source_server_id), C(reason).
+  description: Per replica named in I(replicas) - C(lag_seconds) (null when unknown; 0 only when it has executed
+    the endpoint's binary log position, at least 0.1 when it has not; see module_utils/dbrelease/topology.py),
+    C(caught_up) (null when the positions cannot be compared), C(io_running), C(sql_running), C(sql_delay),
+    C(source_server_id), C(reason).
   returned: success
   type: dict
 unlisted_replicas:
@@ -154,32 +158,35 @@ def run(params, clock=time.monotonic):
     try:
         info = server_info(conn)
         topo = topology.describe(conn, info)
+        result["topology"] = topo
+        result["server"] = info
+        if params["require_primary"]:
+            refusal = topology.replica_refusal(topo, where)
+            if refusal:
+                raise topology.TopologyRefused(refusal)
+        replicas = params.get("replicas") or []
+        result["unlisted_replicas"] = unlisted(topo, replicas, params)
+        # The endpoint's connection stays open for the lag reads: each compares its binary log position with
+        # what the replicas have executed.
+        group = topology.Replicas(params, replicas, topo["endpoint_server_id"], primary=conn,
+                                  primary_flavor=info["flavor"], clock=clock)
+        try:
+            result["replicas"] = group.lags() if group else {}
+            if params.get("require_replicas"):
+                wrong = {name: info["reason"] for name, info in result["replicas"].items()
+                         if info["reason"].startswith(INVENTORY_ERRORS)}
+                if wrong:
+                    raise topology.TopologyRefused(
+                        "release_db_replicas names replica(s) that are not replicas of %s: %s; fix the inventory" % (
+                            where, "; ".join("%s: %s" % item for item in sorted(wrong.items()))))
+            if params.get("max_lag") is not None and group:
+                seen = group.wait(params["max_lag"], clock() + int(params.get("wait_seconds") or 0), clock=clock,
+                                  setting="max_lag")
+                result["replicas"], result["waited_seconds"] = seen["lags"], seen["waited"]
+        finally:
+            group.close()
     finally:
         conn.close()
-    result["topology"] = topo
-    result["server"] = info
-    if params["require_primary"]:
-        refusal = topology.replica_refusal(topo, where)
-        if refusal:
-            raise topology.TopologyRefused(refusal)
-    replicas = params.get("replicas") or []
-    result["unlisted_replicas"] = unlisted(topo, replicas, params)
-    group = topology.Replicas(params, replicas, topo["endpoint_server_id"])
-    try:
-        result["replicas"] = group.lags() if group else {}
-        if params.get("require_replicas"):
-            wrong = {name: info["reason"] for name, info in result["replicas"].items()
-                     if info["reason"].startswith(INVENTORY_ERRORS)}
-            if wrong:
-                raise topology.TopologyRefused(
-                    "release_db_replicas names replica(s) that are not replicas of %s: %s; fix the inventory" % (
-                        where, "; ".join("%s: %s" % item for item in sorted(wrong.items()))))
-        if params.get("max_lag") is not None and group:
-            seen = group.wait(params["max_lag"], clock() + int(params.get("wait_seconds") or 0), clock=clock,
-                              setting="max_lag")
-            result["replicas"], result["waited_seconds"] = seen["lags"], seen["waited"]
-    finally:
-        group.close()
     known = [r["lag_seconds"] for r in result["replicas"].values() if r.get("lag_seconds") is not None]
     result["lag_max_seconds"] = max(known) if known else None
     result["record"] = record_part(result)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ("schema", "ddl", "verify", "backup", "vault", "fleet")
+ORDER = ("schema", "ddl", "verify", "logs", "backup", "vault", "fleet")
 
 
 def main(argv) -> int:

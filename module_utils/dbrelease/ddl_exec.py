@@ -299,7 +299,8 @@ class Runner:
             self.notes.extend(self.caps["notes"])
             if self.opts["replicas"]:
                 replicas = topology.Replicas(self.params, self.opts["replicas"],
-                                             self.topology.get("endpoint_server_id"), connect_fn=self.connect_fn)
+                                             self.topology.get("endpoint_server_id"), connect_fn=self.connect_fn,
+                                             primary=guard, primary_flavor=self.server["flavor"], clock=self.clock)
             with conn.cursor() as cur:
                 cur.execute("SET SESSION lock_wait_timeout = %d" % self.opts["lock_wait_timeout"])
                 cur.execute("USE %s" % quote_ident(db))
@@ -381,9 +382,12 @@ class Runner:
         alter = self.alters.get((st["file"], st["index"]))
         sql = st["sql"] + algorithm_clause(alter, st["sql"])
         attempt = 0
+        # Without lock information: the transactions open when an attempt started that could not get its metadata
+        # lock (still open, they are the likely holders; the guard waits for them before the next attempt).
+        suspects, open_before = set(), set()
         while True:
             self._lag_gate(replicas, record)
-            self._guard(guard, own, db, record, deadline)
+            open_before = self._guard(guard, own, db, record, deadline, suspects)
             record["attempts"] += 1
             if record["route"] != "direct":
                 self._online(guard, watchdog, replicas, db, st, record)
@@ -411,9 +415,10 @@ class Runner:
                     record["watchdog"].append(event)
                 retry = {"attempt": record["attempts"], "error": "(%s) %s" % (code, text), "why": why}
                 record["retries"].append(retry)
+                suspects = open_before
                 pause = lock_guard.backoff(attempt, base=0.25, cap=4.0, rand=self.rand)
                 if self.clock() + pause >= deadline:
-                    raise StatementFailed(self._exhausted(guard, own, db, record)) from None
+                    raise StatementFailed(self._exhausted(guard, own, db, record, suspects)) from None
                 retry["backoff_seconds"] = round(pause, 2)
                 self.sleep(pause)
                 attempt += 1
@@ -422,12 +427,14 @@ class Runner:
             record["seconds"] = round(self.clock() - started, 3)
             return
 
-    def _guard(self, guard, own, db, record, deadline):
+    def _guard(self, guard, own, db, record, deadline, suspects=()):
+        """Wait for the blockers (lock_guard.wait_until_clear); returns the transactions open at the passing
+        check."""
         try:
             seen = lock_guard.wait_until_clear(
                 guard, self.caps, db, record["tables"], own, deadline,
                 min_trx_seconds=self.opts["lock_wait_timeout"], refuse=self.opts["lock_blockers"] == "refuse",
-                kill_accounts=self.opts["kill_idle_blockers"], clock=self.clock, sleep=self.sleep)
+                kill_accounts=self.opts["kill_idle_blockers"], suspects=suspects, clock=self.clock, sleep=self.sleep)
         except lock_guard.Blocked as exc:
             record["lock_checks"] += exc.checks
             record["lock_check_seconds"] = round(record["lock_check_seconds"] + exc.check_seconds, 4)
@@ -450,6 +457,7 @@ class Runner:
         record["waited_seconds"] = round(record["waited_seconds"] + seen["waited"], 3)
         record["killed"].extend(seen["killed"])
         record["blockers"] = _merge(record["blockers"], seen["blockers_seen"])
+        return seen.get("open_transactions") or set()
 
     def _kill_hint(self, blockers):
         idle = [b for b in blockers if b["kind"] == "transaction" and b["command"].lower() == "sleep"]
@@ -459,10 +467,11 @@ class Runner:
                 "schema_kill_idle_blockers (%s) to let the release kill them" % ", ".join(
                     sorted({b["user"] for b in idle})))
 
-    def _exhausted(self, guard, own, db, record):
+    def _exhausted(self, guard, own, db, record, suspects=()):
         """The message when the budget is spent on lock wait timeouts and watchdog kills."""
         state = lock_guard.read_state(guard, self.caps, db)
-        blockers = lock_guard.find_blockers(state, db, record["tables"], own, self.opts["lock_wait_timeout"])
+        blockers = lock_guard.find_blockers(state, db, record["tables"], own, self.opts["lock_wait_timeout"],
+                                            suspects)
         named = " | ".join(lock_guard.describe(b) for b in blockers) or (
             "none visible to the lock checks now (%s)" % ((self.caps or {}).get("mdl") or
                                                           lock_guard.no_mdl_note(self.server["flavor"])))

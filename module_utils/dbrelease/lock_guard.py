@@ -14,7 +14,9 @@ Where the lock information comes from, best first (`capabilities()` picks per se
 - neither: a transaction open longer than the DDL's lock wait timeout (`information_schema.INNODB_TRX`) in a
   session using the database (or none) counts as a blocker whose tables are unknown, and so do statements
   running on the table and DDL waiting for it (the process list); the report says that the tables they hold are
-  unknown and how to get the lock information. What this misses, the lock wait timeout and the watchdog catch.
+  unknown and how to get the lock information. What this misses, the lock wait timeout and the watchdog catch;
+  once they have, the transactions that were open when the statement started waiting and are still open
+  (`suspects`, the same transaction: session, trx_id and start) count as blockers too, whatever their age.
 
 The process list is `performance_schema.processlist` on MySQL >= 8.0.22 (where `information_schema.PROCESSLIST`
 is deprecated) and `information_schema.PROCESSLIST` elsewhere (MariaDB adds TIME_MS, in milliseconds). A running
@@ -47,8 +49,8 @@ PROCESSLIST_SQL = {
     "performance_schema": "SELECT ID, USER, HOST, DB, COMMAND, TIME, STATE, INFO FROM performance_schema.processlist",
 }
 
-TRX_SQL = ("SELECT trx_mysql_thread_id, TIMESTAMPDIFF(SECOND, trx_started, NOW()), trx_state, trx_query "
-           "FROM information_schema.INNODB_TRX")
+TRX_SQL = ("SELECT trx_mysql_thread_id, TIMESTAMPDIFF(SECOND, trx_started, NOW()), trx_state, trx_query, trx_id, "
+           "trx_started FROM information_schema.INNODB_TRX")
 
 MDL_SQL = {
     MDL_PERFORMANCE_SCHEMA: (
@@ -198,11 +200,13 @@ def state_from_rows(caps, processlist_rows, trx_rows, mdl_rows, last_rows=()):
     for pid, user, host, sdb, command, seconds, state, info in processlist_rows:
         sessions[int(pid)] = {"id": int(pid), "user": user or "", "host": host or "", "db": sdb,
                               "command": command or "", "seconds": float(seconds or 0), "state": state or "",
-                              "info": info, "trx_seconds": None, "trx_query": None, "last_statement": None}
-    for pid, age, trx_state, query in trx_rows:
+                              "info": info, "trx_seconds": None, "trx_query": None, "last_statement": None,
+                              "trx_key": None}
+    for pid, age, trx_state, query, *identity in trx_rows:
         if pid is None or int(pid) not in sessions:
             continue
-        sessions[int(pid)].update(trx_seconds=int(age or 0), trx_state=trx_state, trx_query=query)
+        sessions[int(pid)].update(trx_seconds=int(age or 0), trx_state=trx_state, trx_query=query,
+                                  trx_key=(int(pid),) + tuple(str(v) for v in identity))
     for pid, text in last_rows:
         if pid is not None and int(pid) in sessions:
             sessions[int(pid)]["last_statement"] = text
@@ -248,15 +252,27 @@ def _is_system(session) -> bool:
     return session["command"].lower() in _SYSTEM_COMMANDS or session["user"].lower() in _SYSTEM_USERS
 
 
-def find_blockers(state, db, tables, own_ids=(), min_trx_seconds=0):
+def _near(session, db):
+    return session["db"] in (db, None) or db in names_in((session["info"] or "") + " " +
+                                                        (session["trx_query"] or ""))
+
+
+def open_transactions(state, db) -> set:
+    """The transactions open now in sessions using `db` (or none, or naming it): their `trx_key`s."""
+    return {s["trx_key"] for s in state["sessions"].values()
+            if s["trx_seconds"] is not None and s["trx_key"] is not None and _near(s, db)}
+
+
+def find_blockers(state, db, tables, own_ids=(), min_trx_seconds=0, suspects=()):
     """Sessions that would make a DDL on `tables` of `db` wait, each a dict with `id`, `user`, `host`, `db`,
     `command`, `kind` (transaction, statement, ddl, backup, global lock), `locks`, `trx_seconds`,
     `idle_seconds`, `running_seconds`, `statement` (literals replaced) and `tables_known`.
 
     With lock information (`state["source"]`), a session blocks when it holds a lock on one of the tables, waits
     for a DDL-type lock on one, or holds a global or backup lock that stops DDL. Without it: transactions older
-    than `min_trx_seconds` of sessions using `db` (or no database, or naming it), statements running on the
-    tables, and DDL waiting for them. A running dump of `db` always blocks.
+    than `min_trx_seconds` of sessions using `db` (or no database, or naming it), and those among `suspects`
+    (open_transactions() when the statement started an attempt that could not get its metadata lock) still open,
+    statements running on the tables, and DDL waiting for them. A running dump of `db` always blocks.
     """
     own = {int(i) for i in own_ids if i is not None}
     tables = set(tables or ())
@@ -293,8 +309,12 @@ def find_blockers(state, db, tables, own_ids=(), min_trx_seconds=0):
                     "metadata lock" not in session["state"].lower():  # a query queued for the lock holds none
                 add(pid, "statement", "runs a statement on %s" % ", ".join(sorted(names_in(info) & tables)),
                     tables_known=False)
-            near = session["db"] in (db, None) or db in names_in(info + " " + (session["trx_query"] or ""))
-            if session["trx_seconds"] is not None and session["trx_seconds"] >= min_trx_seconds and near:
+            if session["trx_seconds"] is None or not _near(session, db):
+                continue
+            if session["trx_key"] is not None and session["trx_key"] in suspects:
+                add(pid, _holder_kind(session), "its transaction was open all the time the statement waited for "
+                                                "its metadata lock", tables_known=False)
+            elif session["trx_seconds"] >= min_trx_seconds:
                 add(pid, _holder_kind(session), None, tables_known=False)
     for pid, session in state["sessions"].items():
         text = (session["info"] or "") + " " + (session["trx_query"] or "")
@@ -409,9 +429,10 @@ def backoff(attempt, base=0.1, cap=2.0, rand=random.random):
 
 
 def wait_until_clear(conn, caps, db, tables, own_ids, deadline, *, min_trx_seconds=0, refuse=False,
-                     kill_accounts=(), clock=time.monotonic, sleep=time.sleep):
+                     kill_accounts=(), suspects=(), clock=time.monotonic, sleep=time.sleep):
     """Wait, with back-off, until no session blocks a DDL on `tables`; returns what was seen
-    (`{"waited", "checks", "blockers_seen", "killed", "check_seconds"}`) or raises Blocked at `deadline`.
+    (`{"waited", "checks", "blockers_seen", "killed", "check_seconds", "open_transactions"}`, the last being
+    open_transactions() of the passing check) or raises Blocked at `deadline`.
 
     Idle sessions of the accounts in `kill_accounts` that hold a lock the DDL needs are killed (KILL CONNECTION:
     their open transaction rolls back); nothing else ever is.
@@ -421,7 +442,8 @@ def wait_until_clear(conn, caps, db, tables, own_ids, deadline, *, min_trx_secon
     checks, attempt, check_seconds = 0, 0, 0.0
     while True:
         t0 = clock()
-        blockers = find_blockers(read_state(conn, caps, db), db, tables, own_ids, min_trx_seconds)
+        state = read_state(conn, caps, db)
+        blockers = find_blockers(state, db, tables, own_ids, min_trx_seconds, suspects)
         check_seconds += clock() - t0
         checks += 1
         victims = [b for b in blockers if killable(b, kill_accounts)]
@@ -434,7 +456,8 @@ def wait_until_clear(conn, caps, db, tables, own_ids, deadline, *, min_trx_secon
             seen[b["id"]] = dict(b, description=describe(b))
         if not blockers:
             return {"waited": round(clock() - started, 3), "checks": checks, "check_seconds": round(check_seconds, 4),
-                    "blockers_seen": list(seen.values()), "killed": killed}
+                    "blockers_seen": list(seen.values()), "killed": killed,
+                    "open_transactions": open_transactions(state, db)}
         remaining = deadline - clock()
         if refuse or remaining <= 0:
             raise Blocked([dict(b, description=describe(b)) for b in blockers], round(clock() - started, 3), killed,

@@ -9,12 +9,22 @@ What one server says about itself, per flavor and version:
   replicas that set `report_host`; and the binary log dump threads in the process list (their client address);
 - GTIDs: MySQL's `gtid_mode`; MariaDB's `gtid_strict_mode`, `gtid_binlog_pos` and each connection's `Using_Gtid`.
 
-Replica lag is `Seconds_Behind_Master` / `Seconds_Behind_Source`, read on the replica; NULL (a stopped SQL or IO
-thread, a broken connection) is unknown lag, which never passes a lag gate.
+Replica lag is the larger of `Seconds_Behind_Master` / `Seconds_Behind_Source` (read on the replica), the age of
+the event a delayed replica waits on (`SQL_Delay` - `SQL_Remaining_Delay`), and what the positions say: where the
+primary's connection is given (`Replicas(primary=...)`), every check reads the primary's binary log position
+(`@@gtid_binlog_pos` on MariaDB, `@@gtid_executed` on MySQL with GTIDs, else its binary log file and position)
+and whether the replica has executed it (`@@gtid_slave_pos`, `GTID_SUBSET`, or `Relay_Master_Log_File` /
+`Exec_Master_Log_Pos` of a direct replica). A replica that has executed everything the primary had written is 0 s
+behind; one that has not is at least as far behind as the oldest such position it still lacks (the time since
+that check), and never 0. Seconds_Behind_Master alone reads 0 when the replica has not even received the
+primary's latest writes, and during the first second a delayed replica waits out MASTER_DELAY. NULL (a stopped
+SQL or IO thread, a broken connection) is unknown lag, which never passes a lag gate.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import time
 
 from ansible.module_utils.dbrelease.db import DbError, connect, endpoint, server_info
@@ -83,6 +93,12 @@ def normalise_replication(row: dict) -> dict:
         "sql_running": str(_get(row, "Replica_SQL_Running", "Slave_SQL_Running") or "No"),
         "seconds_behind": None if lag is None else int(lag),
         "sql_delay": int(_get(row, "SQL_Delay") or 0),
+        "sql_remaining_delay": None if _get(row, "SQL_Remaining_Delay") is None else int(
+            _get(row, "SQL_Remaining_Delay")),
+        "exec_file": _get(row, "Relay_Source_Log_File", "Relay_Master_Log_File") or "",
+        "exec_pos": int(_get(row, "Exec_Source_Log_Pos", "Exec_Master_Log_Pos") or 0),
+        "do_domain_ids": _get(row, "Replicate_Do_Domain_Ids") or "",
+        "ignore_domain_ids": _get(row, "Replicate_Ignore_Domain_Ids") or "",
         "last_io_error": _get(row, "Last_IO_Error") or "",
         "last_sql_error": _get(row, "Last_SQL_Error") or "",
         "gtid": ("Using_Gtid=%s" % using_gtid if using_gtid is not None else
@@ -222,18 +238,109 @@ def replica_name(replica, params) -> str:
     return replica.get("name") or endpoint(params).split("@", 1)[1]
 
 
-def read_lag(conn, flavor, version, primary_server_id=None) -> dict:
-    """The lag of a replica (see lag_from_rows), read on it."""
+def primary_position(conn, flavor) -> dict:
+    """The primary's binary log position now: `{"gtid", "file", "pos"}` (None where it has none: no GTIDs, binary
+    log off, or the account may not read it)."""
+    import pymysql
+
+    found = {"gtid": None, "file": None, "pos": None}
+    with conn.cursor() as cur:
+        if flavor == "mariadb":
+            found["gtid"] = _variable(cur, "gtid_binlog_pos") or None
+        elif str(_variable(cur, "gtid_mode") or "OFF").upper() == "ON":
+            found["gtid"] = _variable(cur, "gtid_executed") or None
+        for sql in ("SHOW MASTER STATUS", "SHOW BINARY LOG STATUS"):  # the latter from MySQL 8.2
+            try:
+                cur.execute(sql)
+                row = cur.fetchone()
+            except pymysql.err.MySQLError:
+                continue
+            if row:
+                found["file"], found["pos"] = row[0], int(row[1])
+            break
+    return found
+
+
+def mariadb_gtid_reached(replica_pos, primary_pos, do_domains="", ignore_domains="") -> bool:
+    """True when a MariaDB GTID position (`@@gtid_slave_pos`) has reached `primary_pos` (`@@gtid_binlog_pos`) in
+    every replication domain it replicates (CHANGE MASTER TO DO_DOMAIN_IDS / IGNORE_DOMAIN_IDS, as SHOW SLAVE
+    STATUS lists them): its sequence number there is at least the primary's."""
+    def ids(text):
+        return {int(part) for part in re.split(r"[\s,]+", str(text or "")) if part.strip().isdigit()}
+
+    only, skip = ids(do_domains), ids(ignore_domains)
+
+    def domains(text):
+        found = {}
+        for part in (text or "").split(","):
+            part = part.strip()
+            if part:
+                domain, _server, seq = part.split("-")
+                found[int(domain)] = max(found.get(int(domain), 0), int(seq))
+        return found
+
+    have = domains(replica_pos)
+    return all(have.get(domain, -1) >= seq for domain, seq in domains(primary_pos).items()
+               if domain not in skip and (not only or domain in only))
+
+
+def _log_index(name):
+    match = re.search(r"(\d+)$", name or "")
+    return (re.sub(r"\d+$", "", name or ""), int(match.group(1)) if match else -1)
+
+
+def file_pos_reached(replica_file, replica_pos, primary_file, primary_pos) -> bool:
+    """True when a direct replica's executed position (Relay_Master_Log_File, Exec_Master_Log_Pos) is at or past
+    the primary's binary log (file, position)."""
+    mine, theirs = _log_index(replica_file), _log_index(primary_file)
+    if mine[0] != theirs[0]:
+        return False
+    return (mine[1], int(replica_pos)) >= (theirs[1], int(primary_pos))
+
+
+def read_lag(conn, flavor, version, primary_server_id=None, target=None) -> dict:
+    """The lag of a replica (see lag_from_rows), read on it; with `target` (primary_position()), `caught_up` says
+    whether it has executed that position (None when the positions cannot be compared), and `reached` is a
+    function telling that of an earlier target."""
     import pymysql
 
     with conn.cursor() as cur:
         try:
             cur.execute(_status_sql(flavor, version))
             rows = [normalise_replication(r) for r in _dict_rows(cur)]
+            executed = _variable(cur, "gtid_slave_pos" if flavor == "mariadb" else "gtid_executed")
         except pymysql.err.MySQLError as exc:
             return {"lag_seconds": None, "reason": "cannot read its replication status: %s" % (
                 exc.args[1] if len(exc.args) > 1 else exc)}
-    return lag_from_rows(rows, primary_server_id)
+    info = lag_from_rows(rows, primary_server_id)
+    if target is not None and info.get("lag_seconds") is not None:
+        row = next((r for r in rows if r["source_server_id"] == info["source_server_id"]), rows[0])
+        reached = _reached_fn(conn, flavor, row, executed, info["source_server_id"] == primary_server_id)
+        info["reached"] = reached
+        info["caught_up"] = reached(target)
+    return info
+
+
+def _reached_fn(conn, flavor, row, executed, direct):
+    """A function of a primary position: True / False when this replica has / has not executed it, None when
+    they cannot be compared."""
+    import pymysql
+
+    def reached(target):
+        if target.get("gtid") and executed:
+            if flavor == "mariadb":
+                return mariadb_gtid_reached(executed, target["gtid"], row["do_domain_ids"], row["ignore_domain_ids"])
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT GTID_SUBSET(%s, @@GLOBAL.gtid_executed)", (target["gtid"],))
+                    return bool(cur.fetchone()[0])
+            except pymysql.err.MySQLError:
+                return None
+        if direct and target.get("file") and row["exec_file"]:
+            return file_pos_reached(row["exec_file"], row["exec_pos"], target["file"], target["pos"])
+        return None
+
+    return reached
 
 
 def lag_from_rows(rows, primary_server_id=None) -> dict:
@@ -251,7 +358,11 @@ def lag_from_rows(rows, primary_server_id=None) -> dict:
         return {"lag_seconds": None, "reason": "no replication is set up on it"}
     worst = None
     for r in rows:
-        entry = {"lag_seconds": r["seconds_behind"], "io_running": r["io_running"], "sql_running": r["sql_running"],
+        lag = r["seconds_behind"]
+        if lag is not None and r.get("sql_remaining_delay") is not None:
+            # Waiting out MASTER_DELAY: the event it waits on was written SQL_Delay - SQL_Remaining_Delay s ago.
+            lag = max(lag, r["sql_delay"] - r["sql_remaining_delay"])
+        entry = {"lag_seconds": lag, "io_running": r["io_running"], "sql_running": r["sql_running"],
                  "sql_delay": r["sql_delay"], "source_server_id": r["source_server_id"], "reason": ""}
         if r["sql_running"].lower() != "yes":
             entry.update(lag_seconds=None, reason="its SQL thread is stopped%s" % (
@@ -272,15 +383,40 @@ def lag_ok(info, max_lag) -> bool:
 def lag_text(info) -> str:
     if info.get("lag_seconds") is None:
         return "lag unknown (%s)" % (info.get("reason") or "no value")
-    return "%d s behind" % info["lag_seconds"]
+    return "%g s behind" % info["lag_seconds"]
+
+
+def with_positions(info, pending, now):
+    """`info` (read_lag with a target) with the lag the positions show. `pending` is this replica's list of
+    (check time, primary position) it had not executed yet, oldest first; positions it has executed since are
+    dropped from it. Caught up: 0 s behind. Not caught up: at least the time since the oldest position it still
+    lacks was read, rounded up to tenths of a second (so never 0)."""
+    reached = info.pop("reached", None)
+    caught_up = info.get("caught_up")
+    if info.get("lag_seconds") is None or caught_up is None:
+        pending.clear()
+        return info
+    if caught_up:
+        pending.clear()
+        info["lag_seconds"] = 0
+        return info
+    while len(pending) > 1 and reached(pending[0][1]):
+        pending.pop(0)
+    behind = math.ceil(max(0.0, now - pending[0][0]) * 10) / 10
+    info["lag_seconds"] = max(info["lag_seconds"], behind, 0.1)
+    return info
 
 
 class Replicas:
     """Connections to the replicas named in the inventory, opened once, with the lag gate."""
 
-    def __init__(self, base_params, replicas, primary_server_id=None, connect_fn=connect):
+    def __init__(self, base_params, replicas, primary_server_id=None, connect_fn=connect, primary=None,
+                 primary_flavor=None, clock=time.monotonic):
+        """`primary` (a connection to the primary, and its flavor) adds the position check to each lag read."""
         self.items = []
         self.primary_server_id = primary_server_id
+        self.primary, self.primary_flavor, self.clock = primary, primary_flavor, clock
+        self.pending = {}
         self.errors = {}
         for replica in replicas or ():
             params = replica_params(base_params, replica)
@@ -299,8 +435,17 @@ class Replicas:
     def lags(self) -> dict:
         found = {name: {"lag_seconds": None, "reason": "cannot connect: %s" % err}
                  for name, err in self.errors.items()}
+        target, now = None, self.clock()
+        if self.primary is not None and self.items:
+            target = primary_position(self.primary, self.primary_flavor)
+            if not (target["gtid"] or target["file"]):
+                target = None
         for name, conn, info in self.items:
-            found[name] = read_lag(conn, info["flavor"], info["version_tuple"], self.primary_server_id)
+            lag = read_lag(conn, info["flavor"], info["version_tuple"], self.primary_server_id, target)
+            pending = self.pending.setdefault(name, [])
+            if target is not None and lag.get("caught_up") is False:
+                pending.append((now, target))
+            found[name] = with_positions(lag, pending, now)
         return found
 
     def wait(self, max_lag, deadline, clock=time.monotonic, sleep=time.sleep, every=1.0,

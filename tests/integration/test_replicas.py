@@ -1,7 +1,11 @@
 """Replicas: a real MariaDB primary and a replica the test starts (binary logs, CHANGE MASTER TO with GTIDs).
 The topology each reports, a release pointed at the replica refused, the lag gate before each statement (a replica
 delayed with MASTER_DELAY, one with its SQL thread stopped), the online change pausing on lag and aborting cleanly,
-and the plan schema built on the replica without reaching any binary log."""
+and the plan schema built on the replica without reaching any binary log.
+
+No test here waits for a lag to happen by the clock: the lag comes from MASTER_DELAY applied to writes the test
+keeps making (`Writer`) until the run has reached the point under test (its connection to the replica, pt-osc
+started, the copy paused), and the replica being behind is read from the replica before the run starts."""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from pathlib import Path
 import pymysql
 import pytest
 import schema_apply
+from ansible.module_utils.dbrelease import topology
+from ansible.module_utils.dbrelease.db import connect
 from conftest import ADMIN_PASSWORD, ADMIN_USER, login_params, short_tmpdir
 from helpers import run_module
 from sandbox_db import Sandbox
@@ -80,20 +86,112 @@ def stopped_pt_osc():
     return False
 
 
-def delay_once_copying(replica, seconds, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not pt_osc_pids():
-        time.sleep(0.05)
+def set_delay(replica, seconds):
     replica.sql(["STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY=%d" % seconds, "START SLAVE"])
 
 
-def end_delay_once_paused(replica, timeout=60):
-    """Once the copy is paused for the replica's lag, the delay goes: it catches up, and the copy resumes."""
+class When:
+    """A thread that runs `action` once `condition()` holds (checked every 50 ms); `done` says it did. When it never
+    does within `timeout`, `otherwise` runs (so that a broken feature fails the test instead of hanging it)."""
+
+    def __init__(self, condition, action, timeout=90, otherwise=None):
+        self.done = threading.Event()
+
+        def run():
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if condition():
+                    action()
+                    self.done.set()
+                    return
+                time.sleep(0.05)
+            if otherwise is not None:
+                otherwise()
+
+        threading.Thread(target=run, daemon=True).start()
+
+
+class Writer:
+    """The application writing one row to the primary every 0.1 s (table `ticks`) until stopped."""
+
+    def __init__(self, box, db):
+        box.sql("CREATE TABLE IF NOT EXISTS ticks (id INT AUTO_INCREMENT PRIMARY KEY, at DATETIME(6) NOT NULL)",
+                database=db)
+        self.conn = box.root(db)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        with self.conn.cursor() as cur:
+            while not self.stopped.is_set():
+                cur.execute("INSERT INTO ticks (at) VALUES (NOW(6))")
+                self.stopped.wait(0.1)
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join(10)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        self.conn.close()
+
+
+class Load:
+    """`n` sessions running SLEEP on the server (Threads_running goes over `n`) until released."""
+
+    def __init__(self, box, n):
+        self.box, self.conns = box, [box.root() for _ in range(n)]
+        self.threads = [threading.Thread(target=self._sleep, args=(c,), daemon=True) for c in self.conns]
+        for thread in self.threads:
+            thread.start()
+        ids = ",".join(str(c.thread_id()) for c in self.conns)
+        deadline = time.monotonic() + 30
+        try:
+            while box.sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN (%s) AND "
+                          "INFO = 'SELECT SLEEP(300)'" % ids)[0][0] < n:
+                assert time.monotonic() < deadline, "the load never started"
+                time.sleep(0.05)
+        except BaseException:
+            self.release()
+            raise
+
+    @staticmethod
+    def _sleep(conn):
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT SLEEP(300)")
+        except pymysql.err.MySQLError:
+            pass
+
+    def release(self, wait=True):
+        """End the sleeps (once; a second call does nothing)."""
+        conns, self.conns = self.conns, []
+        if conns:
+            self.box.sql(["KILL QUERY %d" % c.thread_id() for c in conns])
+        for thread in self.threads if wait else ():
+            thread.join(10)
+        for conn in conns:
+            conn.close()
+
+
+def run_connected_to(replica):
+    """True once the release's account has a session on the replica: the run's lag reads have begun."""
+    return replica.sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '%s'" % ADMIN_USER)[0][0] > 0
+
+
+def wait_behind(replica, seconds, timeout=30):
+    """Wait until the replica waits out MASTER_DELAY on an event at least `seconds` old."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not stopped_pt_osc():
+    while True:
+        status = slave_status(replica)
+        if status["SQL_Remaining_Delay"] is not None and (status["Seconds_Behind_Master"] or 0) >= seconds:
+            return
+        assert time.monotonic() < deadline, "the replica never fell %d s behind: %s" % (seconds, status)
         time.sleep(0.1)
-    time.sleep(1.0)
-    replica.sql(["STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY=0", "START SLAVE"])
 
 
 def replica_entry(replica, name="replica"):
@@ -154,20 +252,55 @@ def test_a_release_pointed_at_the_replica_is_refused_before_anything(pair, shop,
 
 def test_each_statement_waits_for_a_delayed_replica_and_the_record_shows_the_lag(pair, shop, tmp_path):
     primary, replica = pair
-    # The plan's own temporary schema (created and dropped on the primary) reaches the replica 3 s late: the first
-    # statement waits for it to be applied (at most 0 s behind).
-    replica.sql(["STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY=3", "START SLAVE"])
-    text = ("ALTER TABLE entries ADD COLUMN IF NOT EXISTS currency CHAR(3) NULL;\n"
-            "CREATE TABLE IF NOT EXISTS audit (id INT PRIMARY KEY);\n")
-    result = schema_apply.run(params(primary, shop, tmp_path, text, replicas=[replica_entry(replica)],
-                                     replica_max_lag=0, replica_lag_wait_seconds=30))
-    first, second = result["execution"]["statements"]
-    assert first["replica_lag"]["replica"]["lag_seconds"] >= 1 and first["replica_lag_waited_seconds"] >= 1
-    assert first["replica_lag"]["replica"]["sql_delay"] == 3
-    assert second["replica_lag"]["replica"]["lag_seconds"] is not None
-    assert result["execution"]["summary"]["replica_lag_max_seconds"] >= 1
-    replica.wait_caught_up(primary, timeout=30)
+    # The replica applies the application's writes 3 s late, and the application writes until the run connects to
+    # the replica: the first gate finds it at least 2 s behind, and waits until it has executed the primary's
+    # position (at most 0 s behind), which cannot happen before the last write is 3 s old. Statement #1 reaches it
+    # 3 s late as well: the second gate finds it behind, and waits again.
+    with Writer(primary, shop) as writer:
+        replica.wait_caught_up(primary)
+        set_delay(replica, 3)
+        wait_behind(replica, 2)
+        stopped = When(lambda: run_connected_to(replica), writer.stop)
+        text = ("ALTER TABLE entries ADD COLUMN IF NOT EXISTS currency CHAR(3) NULL;\n"
+                "CREATE TABLE IF NOT EXISTS audit (id INT PRIMARY KEY);\n")
+        result = schema_apply.run(params(primary, shop, tmp_path, text, replicas=[replica_entry(replica)],
+                                         replica_max_lag=0, replica_lag_wait_seconds=30))
+    assert stopped.done.is_set()
+    # Each gate let its statement run only once the replica had executed everything before it: #1 is there.
     assert "currency" in columns(replica, shop)
+    first, second = result["execution"]["statements"]
+    assert first["replica_lag"]["replica"]["lag_seconds"] >= 2 and first["replica_lag_waited_seconds"] >= 1
+    assert second["replica_lag"]["replica"]["lag_seconds"] > 0 and second["replica_lag_waited_seconds"] >= 1
+    assert first["replica_lag"]["replica"]["sql_delay"] == 3 and first["replica_lag"]["replica"]["caught_up"] is False
+    assert result["execution"]["summary"]["replica_lag_max_seconds"] >= 2
+    replica.wait_caught_up(primary, timeout=30)
+    assert "audit" in {r[0] for r in replica.sql("SHOW TABLES FROM `%s`" % shop)}
+
+
+def test_a_replica_that_lacks_the_latest_write_is_behind_from_the_first_read(pair, shop):
+    # The replica has received a write it applies 3 s later; Seconds_Behind_Master reads 0 for the first second of
+    # that wait (MariaDB 10.11), and 0 before the write has even arrived. The lag read compares positions instead.
+    primary, replica = pair
+    set_delay(replica, 3)
+    replica.wait_caught_up(primary)
+    conn = connect(login_params(primary))
+    group = topology.Replicas(login_params(primary), [replica_entry(replica)], 1, primary=conn,
+                              primary_flavor="mariadb")
+    try:
+        assert group.lags()["replica"]["lag_seconds"] == 0
+        primary.sql("INSERT INTO entries VALUES (1000001, 1, 'late')", database=shop)
+        target = primary.sql("SELECT @@gtid_binlog_pos")[0][0]
+        lag = group.lags()["replica"]
+        # The write was not applied when the lag was read: it still is not now.
+        assert replica.sql("SELECT MASTER_GTID_WAIT('%s', 0)" % target)[0][0] == -1
+        assert lag["lag_seconds"] > 0 and not topology.lag_ok(lag, 0) and lag["caught_up"] is False
+        seen = group.wait(0, time.monotonic() + 30)
+        assert seen["waited"] >= 1 and seen["lags"]["replica"]["lag_seconds"] == 0
+        assert seen["worst"]["replica"]["lag_seconds"] >= 1
+        assert replica.sql("SELECT MASTER_GTID_WAIT('%s', 0)" % target)[0][0] == 0
+    finally:
+        group.close()
+        conn.close()
 
 
 def test_a_replica_with_its_sql_thread_stopped_stops_the_release_before_any_ddl(pair, shop, tmp_path):
@@ -192,28 +325,48 @@ def test_the_online_change_pauses_while_the_replica_lags_and_aborts_cleanly_when
     primary.sql("INSERT INTO entries SELECT seq, seq MOD 1000, 'm' FROM seq_1001_to_200000", database=shop)
     replica.wait_caught_up(primary, timeout=60)
     before = primary.sql("SHOW CREATE TABLE `%s`.entries" % shop)[0][1]
-    # Once pt-osc runs, the replica applies what it receives 3 s late: with the copy's writes its lag goes over the
-    # 1 s allowed, and the copy pauses.
-    threading.Thread(target=delay_once_copying, args=(replica, 3), daemon=True).start()
-    p = params(primary, shop, tmp_path, "ALTER TABLE entries MODIFY amount BIGINT NOT NULL;\n",
-               replicas=[replica_entry(replica)], replica_max_lag=1, replica_lag_wait_seconds=lag_wait,
-               online_min_bytes=1, online_chunk_time=0.1, lock_wait_timeout=2)
+    # The copy cannot finish before the lag is seen: the server is over online_max_load (Threads_running, 12
+    # sessions in SLEEP) from before the run, so pt-osc holds its copy after the first chunk, until the test lets
+    # it go once the module has paused it for the replica's lag. That lag: once pt-osc runs, the replica applies
+    # the application's writes 3 s late.
+    load = Load(primary, 12)
+    with Writer(primary, shop):
+        delayed = When(lambda: bool(pt_osc_pids()), lambda: set_delay(replica, 3))
+
+        def on_pause():  # the delay goes: the replica catches up, and the copy resumes
+            load.release()
+            set_delay(replica, 0)
+
+        # The pause that ends in an abort lasts about lag_wait (1 s): the test does not need to see it; the
+        # module's report says it happened. The one that resumes lasts until the test ends the delay.
+        paused = When(stopped_pt_osc, on_pause, timeout=60, otherwise=load.release) if outcome == "paused" else None
+        p = params(primary, shop, tmp_path, "ALTER TABLE entries MODIFY amount BIGINT NOT NULL;\n",
+                   replicas=[replica_entry(replica)], replica_max_lag=1, replica_lag_wait_seconds=lag_wait,
+                   online_min_bytes=1, online_chunk_time=0.1, lock_wait_timeout=2,
+                   online_max_load="Threads_running=9")
+        try:
+            if outcome == "paused":
+                result = schema_apply.run(p)
+            else:
+                with pytest.raises(schema_apply.SchemaFailure) as err:
+                    schema_apply.run(p)
+        finally:
+            load.release(wait=False)
+    online = (result if outcome == "paused" else err.value.result)["execution"]["statements"][0]["online"]
+    assert delayed.done.is_set() and online["pauses"] and (paused is None or paused.done.is_set()), {
+        k: online.get(k) for k in ("pauses", "lag_max", "seconds", "output_tail")}
     if outcome == "paused":
-        threading.Thread(target=end_delay_once_paused, args=(replica,), daemon=True).start()
-        result = schema_apply.run(p)
-        online = result["execution"]["statements"][0]["online"]
-        assert online["ok"] and online["pauses"] and online["paused_seconds"] >= 1
-        assert online["lag_max"] >= 2 and "bigint" in primary.sql("SHOW CREATE TABLE `%s`.entries" % shop)[0][1]
+        assert online["ok"] and len(online["pauses"]) >= 1 and online["paused_seconds"] >= 1
+        assert online["pauses"][0]["replicas"]["replica"]["lag_seconds"] > 1 and online["lag_max"] > 1
+        assert "bigint" in primary.sql("SHOW CREATE TABLE `%s`.entries" % shop)[0][1]
         return
-    with pytest.raises(schema_apply.SchemaFailure) as err:
-        schema_apply.run(p)
-    online = err.value.result["execution"]["statements"][0]["online"]
+    assert online["pauses"][0]["replicas"]["replica"]["lag_seconds"] > 1
     assert "pt-online-schema-change was aborted: replica lag stayed over schema_replica_max_lag 1 s" in err.value.msg
     assert "the original table is untouched" in err.value.msg and online["original_untouched"] is True
     assert online["cleanup"]["dropped_triggers"] and online["cleanup"]["dropped_tables"] == ["_entries_new"]
     assert primary.sql("SHOW CREATE TABLE `%s`.entries" % shop)[0][1] == before
     assert not primary.sql("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '%s'" % shop)
-    assert {r[0] for r in primary.sql("SHOW TABLES FROM `%s`" % shop)} == {"entries"}
+    assert {r[0] for r in primary.sql("SHOW TABLES FROM `%s`" % shop)} == {"entries", "ticks"}
 
 
 def test_the_plan_schema_is_built_on_the_replica_and_reaches_no_binary_log(pair, shop, tmp_path):
@@ -243,7 +396,7 @@ def test_the_lag_gate_between_fleet_batches_passes_a_caught_up_replica_and_stops
     replica.wait_caught_up(primary)
     passed = run_module("db_topology", gate)
     assert not passed.get("failed"), passed
-    assert passed["replicas"]["db2"]["lag_seconds"] <= 1 and passed["msg"].endswith("replicas: db2 %d s behind" % (
+    assert passed["replicas"]["db2"]["lag_seconds"] <= 1 and passed["msg"].endswith("replicas: db2 %g s behind" % (
         passed["replicas"]["db2"]["lag_seconds"]))
     replica.sql("STOP SLAVE SQL_THREAD")
     try:

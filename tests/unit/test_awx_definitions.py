@@ -92,7 +92,7 @@ def variables_read() -> set[str]:
     names: set[str] = set()
     for path in playbook_files() + role_yaml_files():
         for key, value in walk(load(path)):
-            if key in BARE_EXPRESSION_KEYS:
+            if key in BARE_EXPRESSION_KEYS and "{{" not in value:
                 names |= jinja_names("{{ %s }}" % value)
             elif "{{" in value or "{%" in value:
                 names |= jinja_names(value)
@@ -309,3 +309,145 @@ def test_the_checks_catch_a_renamed_tag_and_variable():
     names = variables_read() | role_inputs()
     assert "release_version" in names
     assert "release_versoin" not in names
+
+
+# -- Notifications (notification_templates.yml) and the post-release watch ---------------------------------------
+NOTIFICATION_TEMPLATES = load(AWX / "notification_templates.yml")["dbrelease_awx_notification_templates"]
+# The names AWX puts in a notification message's context (its JobNotificationMixin.context and the approval's), and
+# the shape of `job` as AWX documents it (what the sandbox below renders against).
+AWX_CONTEXT_NAMES = {"job", "job_friendly_name", "job_metadata", "url", "approval_status", "approval_node_name",
+                     "workflow_url"}
+
+
+def awx_context(artifacts):
+    job = {"id": 42, "name": "dbrelease release", "status": "failed", "elapsed": 93.4, "limit": "",
+           "job_explanation": "Previous Task Failed", "failed": True, "started": "2026-12-01T10:00:00Z",
+           "finished": "2026-12-01T10:01:33Z", "playbook": "release.yml", "job_type": "run", "job_tags": "",
+           "summary_fields": {"inventory": {"name": "dbrelease production"},
+                              "created_by": {"username": "ana"}, "job_template": {"name": "dbrelease release"}},
+           "artifacts": artifacts}
+    return {"job": job, "job_friendly_name": "Job", "job_metadata": "{}", "url": "https://awx.example/#/jobs/42",
+            "approval_status": "running", "approval_node_name": "Approve the production release",
+            "workflow_url": "https://awx.example/#/workflows/7"}
+
+
+def messages():
+    for template in NOTIFICATION_TEMPLATES:
+        for event, message in template["messages"].items():
+            items = message.items() if event == "workflow_approval" else [(event, message)]
+            for name, fields in items:
+                for field, source in fields.items():
+                    yield template, name, field, source
+
+
+def summary_artifact():
+    """The job's artifacts as the release publishes them (set_stats of release_summary), for two databases."""
+    import release_summary
+
+    ok = {"version": "v1", "database": "shop", "phases": {"verify": {"status": "ok", "verdict": "ok"}}}
+    failed = {"version": "v1", "database": "crm", "phases": {"schema": {"status": "failed"}}}
+    return {"dbrelease": {"db1": release_summary.release_summary(ok, "v1", "/a/db1/v1"),
+                          "db2": release_summary.release_summary(failed, "v1", "/a/db2/v1")}}
+
+
+@pytest.mark.parametrize("template,name,field,source", list(messages()),
+                         ids=["%s-%s-%s" % (t["name"], n, f) for t, n, f, _ in messages()])
+def test_notification_messages_render_in_awx_sandbox_with_only_awx_context(template, name, field, source):
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    assert jinja_names(source) <= AWX_CONTEXT_NAMES, jinja_names(source) - AWX_CONTEXT_NAMES
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
+    for artifacts in (summary_artifact(), {}):  # a job that failed before publishing anything
+        rendered = env.from_string(source).render(**awx_context(artifacts))
+        if template["notification_type"] == "webhook":
+            body = __import__("json").loads(rendered)  # AWX sends the body as JSON
+            assert isinstance(body["text"], str) and isinstance(body["title"], str) and body["text"]
+        assert rendered.strip()
+    if name == "error" and field == "body":
+        assert "db2: failed at schema" in env.from_string(source).render(**awx_context(summary_artifact()))
+
+
+def test_the_artifacts_the_messages_read_are_those_the_release_publishes():
+    published = set(summary_artifact()["dbrelease"]["db1"])
+    for _template, _name, _field, source in messages():
+        used = set(re.findall(r'r\.get\("(\w+)"', source))
+        assert used <= published, used - published
+
+
+def test_notification_secrets_come_from_configure_inputs_not_from_the_file():
+    for template in NOTIFICATION_TEMPLATES:
+        config = template["notification_configuration"]
+        for key in ("url", "password", "token", "username"):
+            if key in config:
+                assert "{{" in config[key] and "dbrelease_awx_notify_" in config[key], (template["name"], key)
+        assert "{{" in str(template["enabled"]), "%s is created only when its settings are given" % template["name"]
+
+
+def test_every_template_and_workflow_gets_the_notifications_and_the_approval_too():
+    configure = load(AWX / "configure.yml")[0]
+    assert "notification_templates.yml" in configure["vars_files"]
+    tasks = {task["name"].split(" {{")[0]: task for task in configure["tasks"]}
+    job = tasks["Create the job template"]["awx.awx.job_template"]
+    workflow = tasks["Create the workflow"]["awx.awx.workflow_job_template"]
+    for module in (job, workflow):
+        for when in ("started", "success", "error"):
+            assert module["notification_templates_" + when] == "{{ __dbrelease_awx_notifications }}"
+    assert workflow["notification_templates_approvals"] == "{{ __dbrelease_awx_notifications }}"
+    assert tasks["Create the notification template"]["no_log"] is True
+    approvals = [t for t in NOTIFICATION_TEMPLATES if "workflow_approval" in t["messages"]]
+    assert approvals and all({"running", "approved", "denied", "timed_out"} <= set(t["messages"]["workflow_approval"])
+                             for t in approvals)
+
+
+def test_the_production_plan_is_notified_as_waiting_for_approval():
+    for workflow in WORKFLOWS:
+        nodes = {n["identifier"]: n for n in workflow["nodes"]}
+        for node in nodes.values():
+            if any("approval_node" in nodes[t] for t in node.get("success_nodes") or []):
+                assert node["extra_data"]["release_approval_pending"] == "true", node["identifier"]
+                template = next(t for t in JOB_TEMPLATES if t["name"] == node["unified_job_template"])
+                asked = {q["variable"] for q in template["survey_spec"]["spec"]}
+                assert set(node["extra_data"]) <= asked, "AWX accepts node extra_data only for survey questions"
+
+
+def test_the_watch_is_scheduled_after_the_production_release_and_ends_by_itself():
+    names = {t["name"]: t for t in JOB_TEMPLATES}
+    assert names["dbrelease post-release watch"]["playbook"] == "post_release_watch.yml"
+    assert names["dbrelease schedule the post-release watch"]["playbook"] == "awx/schedule_post_release_watch.yml"
+    for workflow in WORKFLOWS:
+        nodes = {n["identifier"]: n for n in workflow["nodes"]}
+        schedule = [i for i, n in nodes.items()
+                    if n.get("unified_job_template") == "dbrelease schedule the post-release watch"]
+        assert schedule, workflow["name"]
+        before = [i for i, n in nodes.items() if schedule[0] in (n.get("success_nodes") or [])]
+        assert [nodes[i]["unified_job_template"] for i in before] == ["dbrelease fleet release"]
+    play = load(AWX / "schedule_post_release_watch.yml")[0]
+    schedule_task = next(t for t in play["tasks"] if "awx.awx.schedule" in t)["awx.awx.schedule"]
+    assert schedule_task["unified_job_template"] == "{{ dbrelease_awx_post_release_watch_template }}"
+    assert play["vars"]["dbrelease_awx_post_release_watch_template"] == "dbrelease post-release watch"
+    facts = next(t for t in play["tasks"] if "ansible.builtin.set_fact" in t)["ansible.builtin.set_fact"]
+    rule = facts["__watch_rrule"]
+    assert "watch_rrule(release_watch_hours" in rule  # UNTIL: AWX ends the schedule by itself
+    assert set(schedule_task["extra_data"]) == {"release_version", "release_watch_hours"}
+    # One length of the watch: the schedule's default, the survey's and the verify role's agree.
+    role_default = load(ROOT / "roles/verify/defaults/main.yml")["verify_post_release_hours"]
+    assert "default(72)" in role_default and play["vars"]["release_watch_hours"] == 72
+    hours = [q for q in names["dbrelease post-release watch"]["survey_spec"]["spec"]
+             if q["variable"] == "release_watch_hours"]
+    assert hours[0]["default"] == 72
+
+
+def test_the_watch_schedule_template_reaches_the_awx_api_and_the_watch_the_production_databases():
+    names = {t["name"]: t for t in JOB_TEMPLATES}
+    assert names["dbrelease schedule the post-release watch"]["controller_credential"] is True
+    watch_templates = ("dbrelease post-release watch", "dbrelease schedule the post-release watch")
+    assert {names[n].get("environment") for n in watch_templates} == {"production"}
+    for workflow in WORKFLOWS:
+        for node in workflow["nodes"]:
+            if node.get("unified_job_template") == "dbrelease schedule the post-release watch":
+                assert node["controller_credential"] is True
+    configure = load(AWX / "configure.yml")[0]
+    assert configure["vars"]["dbrelease_awx_controller_credential"] == ""
+    job = next(t for t in configure["tasks"] if t["name"].startswith("Create the job template"))["awx.awx.job_template"]
+    assert "controller_credential" in job["credentials"] and "item.environment" in job["inventory"]

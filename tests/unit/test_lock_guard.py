@@ -260,3 +260,26 @@ def test_a_named_idle_blocker_is_killed_and_nothing_else(recorded):
     assert clock.sleeps == []
     # The queued application query (session 8, also app_rw) was never a candidate.
     assert all(pid != 8 for _, pid in server.killed)
+
+
+def test_without_lock_information_a_transaction_open_across_a_failed_attempt_blocks_whatever_its_age():
+    # The attempt waited for outbox's lock while session 6's transaction (1 s old, younger than the lock wait
+    # timeout) was open: still open - same trx_id and start - it is the suspect; a new transaction of the same
+    # session, or one that began after the attempt, is not.
+    caps = lg.choose_sources("mariadb", (10, 11, 19), {"process_privilege": True})
+    ids = MARIADB["ids"]
+    own = (ids["ddl"], ids["guard"])
+    trx = [[6, 1, "RUNNING", None, "421", "2026-12-01 14:00:01"]]
+    before = lg.state_from_rows(caps, MARIADB["processlist"], trx, ())
+    assert lg.find_blockers(before, "app", ["outbox"], own, min_trx_seconds=10) == []
+    suspects = lg.open_transactions(before, "app")
+    assert suspects == {(6, "421", "2026-12-01 14:00:01")}
+    assert lg.open_transactions(before, "other_db") == set()
+    later = lg.state_from_rows(caps, MARIADB["processlist"], [[6, 2, "RUNNING", None, "421", "2026-12-01 14:00:01"]],
+                               ())
+    found = lg.find_blockers(later, "app", ["outbox"], own, min_trx_seconds=10, suspects=suspects)
+    assert [(b["id"], b["tables_known"]) for b in found] == [(6, False)]
+    assert "open all the time the statement waited for its metadata lock" in lg.describe(found[0])
+    renewed = lg.state_from_rows(caps, MARIADB["processlist"], [[6, 0, "RUNNING", None, "421", "2026-12-01 14:00:03"]],
+                                 ())
+    assert lg.find_blockers(renewed, "app", ["outbox"], own, min_trx_seconds=10, suspects=suspects) == []

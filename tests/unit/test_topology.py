@@ -125,3 +125,67 @@ def test_the_lag_gate_waits_then_refuses_naming_the_replica():
         stuck.wait(5, deadline=clock["now"] + 3, clock=lambda: clock["now"], sleep=sleep)
     assert err.value.message() == ("replica lag over 5 s (schema_replica_max_lag) after waiting 3 s: db2 lag "
                                    "unknown (its SQL thread is stopped)")
+
+
+@pytest.mark.parametrize("replica, primary, reached", [
+    ("0-1-5", "0-1-5", True),
+    ("0-1-6", "0-1-5", True),
+    ("0-1-2", "0-1-5", False),
+    ("0-1-9,1-3-4", "0-1-9,1-3-5", False),  # behind in one domain
+    ("1-3-5,0-1-9", "0-1-9,1-3-5", True),
+    ("0-1-9", "0-1-9,1-3-5", False),  # a domain it has never seen
+    ("", "0-1-1", False),
+    ("0-2-7", "", True),  # nothing written yet
+])
+def test_mariadb_gtid_positions_compare_per_domain(replica, primary, reached):
+    assert tp.mariadb_gtid_reached(replica, primary) is reached
+
+
+def test_domains_the_replica_does_not_replicate_are_not_waited_for():
+    assert tp.mariadb_gtid_reached("0-1-9", "0-1-9,1-3-5", ignore_domains="1")
+    assert tp.mariadb_gtid_reached("0-1-9", "0-1-9,1-3-5,2-3-1", do_domains="0")
+    assert not tp.mariadb_gtid_reached("0-1-8", "0-1-9,1-3-5", ignore_domains="1,2")
+
+
+@pytest.mark.parametrize("replica, primary, reached", [
+    (("mysql-bin.000007", 400), ("mysql-bin.000007", 400), True),
+    (("mysql-bin.000007", 399), ("mysql-bin.000007", 400), False),
+    (("mysql-bin.000010", 4), ("mysql-bin.000009", 900000), True),  # the next file: numbers, not text
+    (("mysql-bin.000009", 900000), ("mysql-bin.000010", 4), False),
+    (("other-bin.000010", 4), ("mysql-bin.000009", 4), False),
+])
+def test_file_positions_compare_by_log_number(replica, primary, reached):
+    assert tp.file_pos_reached(replica[0], replica[1], primary[0], primary[1]) is reached
+
+
+def test_a_delayed_replica_waiting_on_an_event_shows_its_age_not_seconds_behind_master():
+    # MariaDB 10.11 during the first second of the wait: Seconds_Behind_Master 0, SQL_Remaining_Delay 2 of 3.
+    row = tp.normalise_replication(dict(MARIADB["show_all_slaves_status"][0], Seconds_Behind_Master=0, SQL_Delay=3,
+                                        SQL_Remaining_Delay=2))
+    assert tp.lag_from_rows([row], 1)["lag_seconds"] == 1
+
+
+def test_positions_make_a_replica_that_lacks_a_write_behind_however_seconds_behind_master_reads():
+    pending = []
+    reached = {"p1": False, "p2": False}
+
+    def read(caught_up, sbm=0):
+        return {"lag_seconds": sbm, "caught_up": caught_up, "reached": lambda target: reached[target]}
+
+    # First check: it lacks the position just read - behind, however little (never 0).
+    pending.append((10.0, "p1"))
+    assert tp.with_positions(read(False), pending, 10.0)["lag_seconds"] == 0.1
+    assert not tp.lag_ok({"lag_seconds": 0.1}, 0) and tp.lag_ok({"lag_seconds": 0.1}, 1)
+    # 2.34 s later it still lacks p1 (and p2, read now): 2.4 s behind, whatever Seconds_Behind_Master says.
+    pending.append((12.34, "p2"))
+    info = tp.with_positions(read(False), pending, 12.34)
+    assert info["lag_seconds"] == 2.4 and "reached" not in info
+    # It has executed p1, not p2: behind by the time since p2 was read; Seconds_Behind_Master counts when larger.
+    reached["p1"] = True
+    pending.append((13.0, "p3"))
+    assert tp.with_positions(read(False), pending, 13.0)["lag_seconds"] == 0.7 and len(pending) == 2
+    assert tp.with_positions(read(False, sbm=5), list(pending), 13.0)["lag_seconds"] == 5
+    # Caught up with the position read now: 0, and nothing pending.
+    assert tp.with_positions(read(True, sbm=3), pending, 14.0)["lag_seconds"] == 0 and pending == []
+    # Positions that cannot be compared: Seconds_Behind_Master as read.
+    assert tp.with_positions(read(None, sbm=2), [(1.0, "p1")], 14.0)["lag_seconds"] == 2
