@@ -153,7 +153,7 @@ def record_part(report):
                              "objects": report.get("objects"), "rows": report.get("rows"),
                              "live_differences": report.get("live_differences"),
                              "checksums": {t: {k: c.get(k) for k in ("method", "chunks", "checked", "sampled",
-                                                                     "rows_checked")}
+                                                                     "rows_checked", "digest")}
                                            for t, c in checksums.items()},
                              "sampled": report.get("sampled", []),
                              "checksum_budget_s": report.get("checksum_budget_s"),

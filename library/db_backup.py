@@ -20,7 +20,9 @@ description:
   - With the C(db_backup) action plugin (the normal case) the work runs detached on the database host and the
     controller prints progress (bytes, rate, elapsed) every few seconds. I(mode) is the plugin's protocol.
   - With I(reuse=true) and a I(label), an existing backup of the same database and label whose checksum is valid
-    is returned instead of taking a new one (C(changed=false)), so rerunning a release does not pile up dumps.
+    is returned instead of taking a new one (C(changed=false)), so rerunning a release does not pile up dumps - but
+    only while it still matches the database (see I(reuse_changed)) - a rerun days later never silently reuses a
+    backup that the binary log shows the database has moved away from.
 options:
   database:
     description: Database to dump. Required unless I(mode=status) or I(mode=cancel).
@@ -60,6 +62,27 @@ options:
     description: Return an existing valid backup of the same database and I(label) instead of taking another.
     type: bool
     default: true
+  reuse_changed:
+    description:
+      - What to do when the existing backup no longer matches the database - the binary log shows transactions on
+        it since the backup's position, other than this release's own (I(reuse_own_writes)); or that cannot be
+        checked and the backup is older than I(reuse_max_age_hours).
+      - C(new) takes a new backup; C(refuse) fails, saying why (the role asks for it once the release has changed
+        the database, when a new backup would not be the state before the release); C(reuse) keeps it, saying so.
+    type: str
+    choices: [new, refuse, reuse]
+    default: new
+  reuse_own_writes:
+    description: The binary log ranges where this release wrote to the database (C(from), C(to); C(to) empty when the
+      run did not record it), left out of the check.
+    type: list
+    elements: dict
+    default: []
+  reuse_max_age_hours:
+    description: A backup whose match with the database cannot be checked (no binary log) is reused only up to this
+      age.
+    type: float
+    default: 24
   mode:
     description:
       - C(run) does the whole backup in this call. C(start) forks the work and returns a I(job_dir); C(status)
@@ -157,10 +180,16 @@ state:
   description: With I(mode=status)/I(cancel), C(running), C(done) or C(failed); C(progress) holds the counters.
   returned: mode=status or mode=cancel
   type: str
+reuse_check:
+  description: Whether the existing backup still matched the database - C(action) (C(reuse), C(new)), C(msg),
+    C(caveat) (reused without proof), C(evidence) (C(state), C(why), C(writes) counts), C(backup) (its path).
+  returned: when an existing valid backup was found
+  type: dict
 record:
   description: What the release record keeps (phases.backup) - C(path), C(sha256), C(bytes), C(bytes_uncompressed),
     C(manifest), C(duration_s), C(compression), C(compressor), C(position), C(reused), C(verified) (the checks),
-    C(vault) (empty here; the vault copies add theirs).
+    C(vault) (empty here; the vault copies add theirs), C(reuse_check) (C(action), C(msg), C(caveat), C(state); empty
+    when no earlier backup was found).
   returned: success, with mode=run (or mode=status when done)
   type: dict
 """
@@ -171,7 +200,7 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.dbrelease import backup as codec
-from ansible.module_utils.dbrelease import backup_files, backup_job, backup_stream
+from ansible.module_utils.dbrelease import backup_files, backup_job, backup_reuse, backup_stream
 from ansible.module_utils.dbrelease.backup import BackupError
 from ansible.module_utils.dbrelease.clock import utc_stamp
 from ansible.module_utils.dbrelease.db import DbError, connect, connection_argument_spec, endpoint, require_pymysql
@@ -185,7 +214,11 @@ def with_record(result, params):
         "duration_s": (result.get("durations_s") or {}).get("total", 0),
         "compression": result.get("compression") or params["compression"], "compressor": result.get("compressor") or "",
         "position": result.get("position") or {}, "reused": bool(result.get("reused")),
-        "verified": result.get("checks") or {}, "vault": {}}
+        "verified": result.get("checks") or {}, "vault": {},
+        "reuse_check": {k: v for k, v in (result.get("reuse_check") or {}).items() if k in ("action", "msg", "caveat")}
+        if result.get("reuse_check") else {}}
+    if result.get("reuse_check"):
+        result["record"]["reuse_check"]["state"] = result["reuse_check"]["evidence"]["state"]
     return result
 
 
@@ -200,6 +233,9 @@ def argument_spec():
         helper_nice=dict(type="int", default=19),
         label=dict(type="str", default=""),
         reuse=dict(type="bool", default=True),
+        reuse_changed=dict(type="str", choices=list(backup_reuse.POLICIES), default="new"),
+        reuse_own_writes=dict(type="list", elements="dict", default=[]),
+        reuse_max_age_hours=dict(type="float", default=24),
         mode=dict(type="str", choices=["run", "start", "status", "cancel"], default="run"),
         job_dir=dict(type="path"),
         lease_seconds=dict(type="int", default=120),
@@ -208,10 +244,28 @@ def argument_spec():
     return spec
 
 
+def reuse_check(params, item) -> dict:
+    """Whether the valid backup `item` still matches the database (module_utils/dbrelease/backup_reuse.py)."""
+    try:
+        conn = connect(params)
+    except DbError as exc:
+        raise BackupError(str(exc), check="connect") from None
+    try:
+        found = backup_reuse.evidence(conn, params["database"], item["manifest"].get("position"),
+                                      params["reuse_own_writes"])
+    finally:
+        conn.close()
+    decided = backup_reuse.verdict(found, params["reuse_changed"], backup_reuse.stamp_age_hours(item["stamp"]),
+                                   params["reuse_max_age_hours"])
+    return dict(decided, evidence=found, backup=item["path"])
+
+
 def existing_backup(params):
-    """A valid backup of the same database and label, if reuse is on; None otherwise."""
+    """(A valid backup of the same database and label that still matches the database, the reuse check); the
+    backup is None when reuse is off, none is found, or the check says to take a new one. BackupError when the check
+    refuses."""
     if not params["reuse"] or not codec.safe_label(params["label"]):
-        return None
+        return None, None
     for item in backup_files.find_backups(params["backup_dir"], params["database"], params["label"]):
         expected = backup_files.read_checksum_file(item["path"] + ".sha256")
         if item["manifest"] is None or expected is None:
@@ -219,13 +273,18 @@ def existing_backup(params):
         if backup_files.sha256_of(item["path"]) != expected:
             continue
         manifest = item["manifest"]
-        return dict(path=item["path"], sha256=expected, bytes=os.path.getsize(item["path"]),
+        check = reuse_check(params, item)
+        if check["action"] == "refuse":
+            raise BackupError(check["msg"], check="reuse")
+        if check["action"] == "new":
+            return None, check
+        return dict(reuse_check=check, path=item["path"], sha256=expected, bytes=os.path.getsize(item["path"]),
                     bytes_uncompressed=manifest.get("bytes", {}).get("uncompressed"),
                     checksum_file=item["path"] + ".sha256", manifest=item["path"] + ".manifest.json",
                     manifest_data=manifest, compression=manifest.get("compression"),
                     compressor=None, position=manifest.get("position", {}),
-                    checks={"checksum": True}, durations_s=manifest.get("durations_s", {}), reused=True)
-    return None
+                    checks={"checksum": True}, durations_s=manifest.get("durations_s", {}), reused=True), check
+    return None, None
 
 
 def inspect_source(params):
@@ -251,7 +310,7 @@ def dry_run(params, tools, info):
                 msg="would dump %s to %s" % (params["database"], os.path.join(params["backup_dir"], name)))
 
 
-def make_work(params, tools, info):
+def make_work(params, tools, info, extra=None):
     def work(report, should_stop):
         progress = backup_stream.Progress(params["database"], callback=report, should_stop=should_stop)
         result = backup_stream.run_dump(
@@ -261,13 +320,15 @@ def make_work(params, tools, info):
             helper_nice=params["helper_nice"])
         memory = {"worker_peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "tools_peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
-        return with_record(dict(result, changed=True, memory=memory, msg="backup %s verified (%s)" % (
-            result["path"], ", ".join(sorted(result["checks"])))), params)
+        return with_record(dict(result, changed=True, memory=memory, msg="backup %s verified (%s)%s" % (
+            result["path"], ", ".join(sorted(result["checks"])),
+            "; %s" % extra["reuse_check"]["msg"] if extra else ""), **(extra or {})), params)
     return work
 
 
 def prepare(module, params):
-    """Validate, find the tools, reuse or inspect the source. Returns (result or None, tools, info)."""
+    """Validate, find the tools, reuse or inspect the source. Returns (result or None, tools, info, extra): `extra`
+    holds the reuse check that asked for a new backup."""
     for key in ("database", "backup_dir"):
         if not params.get(key):
             module.fail_json(msg="%s is required with mode=%s" % (key, params["mode"]))
@@ -277,11 +338,12 @@ def prepare(module, params):
     tools = backup_stream.find_tools()
     if not tools["dump"]:
         module.fail_json(msg="neither mariadb-dump nor mysqldump is installed on %s" % socket.getfqdn())
-    reused = existing_backup(params)
+    reused, check = existing_backup(params)
     if reused:
-        return with_record(dict(reused, changed=False, msg="reusing the valid backup %s of %s (label %s)"
-                                % (reused["path"], params["database"], params["label"])), params), tools, None
-    return None, tools, inspect_source(params)
+        return with_record(dict(reused, changed=False, msg="reusing the valid backup %s of %s (label %s): %s"
+                                % (reused["path"], params["database"], params["label"], check["msg"])),
+                           params), tools, None, None
+    return None, tools, inspect_source(params), ({"reuse_check": check} if check else None)
 
 
 def main():
@@ -300,12 +362,12 @@ def main():
         module.exit_json(changed=False, **state)
     require_pymysql(module)
     try:
-        done, tools, info = prepare(module, params)
+        done, tools, info, extra = prepare(module, params)
         if done:
             module.exit_json(**dict(done, finished=True))
         if module.check_mode:
-            module.exit_json(finished=True, **with_record(dry_run(params, tools, info), params))
-        work = make_work(params, tools, info)
+            module.exit_json(finished=True, **with_record(dict(dry_run(params, tools, info), **(extra or {})), params))
+        work = make_work(params, tools, info, extra)
         if mode == "start":
             job_dir = backup_job.new_job_dir()
             pid = backup_job.start(job_dir, work, params["lease_seconds"])

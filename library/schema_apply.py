@@ -358,6 +358,14 @@ temp_schema:
   description: Name of the temporary schema used for the plan (already dropped).
   returned: when the plan was computed
   type: str
+binlog_before_ddl:
+  description: The binary log position (C(file), C(pos), C(gtid)) just before the first statement was applied, where
+    a point-in-time recovery stops - read before the statements are handed to the executor, then moved forward to
+    the start of the first DDL on the database that the binary log shows after it (C(recorded) keeps the first
+    read; C(note) says why it was not moved); C({}) when the binary log is off or nothing was to change, C(error)
+    when the account may not read it.
+  returned: when statements were applied
+  type: dict
 server:
   description: Server version and flavor.
   returned: when connected
@@ -383,8 +391,8 @@ execution:
 record:
   description: What the release record keeps (phases.schema) - C(plan_sha256), C(plan), C(changes), C(applied),
     C(failed_statement), C(files), C(lint), C(plan_gate), C(pre_sha256), C(post_sha256), C(table_sizes),
-    C(temp_schema), C(plan_seconds), C(topology), C(plan_server), C(execution). Also on a refusal or a failed
-    statement.
+    C(temp_schema), C(plan_seconds), C(topology), C(plan_server), C(execution), C(binlog_before_ddl). Also on a
+    refusal or a failed statement.
   returned: always
   type: dict
 """
@@ -396,7 +404,7 @@ import secrets
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dbrelease import classify, datachecks, ddl_exec, ddl_lint, plancopy, schema, sqlident
+from ansible.module_utils.dbrelease import binlog, classify, datachecks, ddl_exec, ddl_lint, plancopy, schema, sqlident
 from ansible.module_utils.dbrelease.db import (
     DbError,
     connect,
@@ -1183,6 +1191,9 @@ def run(params, check_mode=False, diff_mode=False):
                 way_checks.setdefault((check["statement"]["file"], check["statement"]["index"]), []).append(check)
         applied, failure = [], None
         runner = ddl_exec.Runner(params, info, alters, result["topology"])
+        # Point-in-time recovery replays the binary logs up to here (rollback, release_rollback_mode=pitr: HR).
+        first = next((st for st in to_run if st["class"]["category"] not in (classify.SESSION, classify.NOOP)), None)
+        result["binlog_before_ddl"] = binlog.position_for_record(conn, flavor) if first is not None else {}
         for segment in _segments(to_run, way_checks):
             pending = way_checks.get(segment[0]["ref_key"], [])
             if pending:
@@ -1210,6 +1221,14 @@ def run(params, check_mode=False, diff_mode=False):
         result["execution"] = runner.report()
         result["data_statements"] = [a for a in applied if (a["file"], a["index"]) in {
             st["ref_key"] for st in statements if st["class"]["category"] == "data"}]
+        if applied and result["binlog_before_ddl"].get("file"):
+            # The executor may have waited after that read while the application wrote: stop at the first DDL
+            # itself, when the release began with one (a data statement's transaction looks like the application's).
+            if first["class"]["category"] == classify.SCHEMA:
+                result["binlog_before_ddl"] = binlog.position_before_first_ddl(conn, db, result["binlog_before_ddl"])
+            else:
+                result["binlog_before_ddl"]["note"] = "the release began with a %s statement: position as read " \
+                    "before it" % first["class"]["category"]
         lost = bool(failure and failure.get("connection_lost"))
         if lost:
             # The server may be gone (crashed, killed, restarted): the statements before this one completed, and
@@ -1343,12 +1362,12 @@ def _public_check(check):
 RECORD_KEYS = ("plan_sha256", "plan", "changes", "applied", "failed_statement", "files", "lint", "plan_gate",
                "pre_sha256", "post_sha256", "table_sizes", "temp_schema", "plan_seconds", "skipped",
                "not_on_copy", "data_checks", "data_statements", "data_checks_seconds", "classified", "topology",
-               "plan_server", "execution")
+               "plan_server", "execution", "binlog_before_ddl")
 RECORD_DEFAULTS = {"plan_sha256": "", "plan": [], "changes": [], "applied": [], "failed_statement": {}, "files": {},
                    "lint": {}, "plan_gate": {"status": "not required"}, "pre_sha256": "", "post_sha256": "",
                    "table_sizes": {}, "temp_schema": "", "plan_seconds": None, "skipped": [], "not_on_copy": [],
                    "data_checks": [], "data_statements": [], "data_checks_seconds": None, "classified": {},
-                   "topology": {}, "plan_server": {}, "execution": {}}
+                   "topology": {}, "plan_server": {}, "execution": {}, "binlog_before_ddl": {}}
 
 
 def record_part(result):

@@ -8,7 +8,8 @@ Replicas: `Sandbox(base, server_id=2).start(extra_args=["--read-only=ON"])` then
 (a replication account on the primary, CHANGE MASTER TO with GTIDs, START SLAVE; `delay=N` for MASTER_DELAY).
 
 CLI:
-    sandbox_db.py start BASE [--port N] [--server-id N] [--replica-of PRIMARY_BASE]   # prints JSON
+    sandbox_db.py start BASE [--port N] [--server-id N] [--replica-of PRIMARY_BASE]
+                             [--no-binlog] [--binlog-format ROW] [--binlog-expire-seconds S]   # prints JSON
     sandbox_db.py stop BASE
     sandbox_db.py status BASE
 """
@@ -51,7 +52,10 @@ def free_port() -> int:
 class Sandbox:
     """One throwaway server under `base`: base/data, base/mysqld.sock, base/mysqld.pid, base/mysqld.log."""
 
-    def __init__(self, base, port=None, bind_address="127.0.0.1", server_id=None):
+    def __init__(self, base, port=None, bind_address="127.0.0.1", server_id=None, log_bin=True, binlog_format=None,
+                 binlog_expire_seconds=None):
+        """`log_bin=False` starts a server that writes no binary log; `binlog_format` (ROW, MIXED, STATEMENT) and
+        `binlog_expire_seconds` set those server options (the server's defaults otherwise: MIXED, never)."""
         self.base = Path(base).resolve()
         self.datadir = self.base / "data"
         self.socket = str(self.base / "mysqld.sock")
@@ -60,6 +64,9 @@ class Sandbox:
         self.tmpdir = self.base / "tmp"
         self.state = self.base / "sandbox.json"
         self.bind_address = bind_address
+        self.log_bin = log_bin
+        self.binlog_format = binlog_format
+        self.binlog_expire_seconds = binlog_expire_seconds
         if port is None and self.state.exists():
             port = json.loads(self.state.read_text()).get("port")
         self.port = port or free_port()
@@ -124,7 +131,7 @@ class Sandbox:
             "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_unicode_ci",
             "--skip-name-resolve",
-            "--log-bin=%s" % (self.datadir / "binlog"),
+            *self.binlog_options(),
             "--server-id=%d" % self.server_id,
             # A replica names itself in the primary's SHOW SLAVE HOSTS.
             "--report-host=%s" % self.bind_address,
@@ -146,6 +153,16 @@ class Sandbox:
                 return self
             time.sleep(0.05)
         raise RuntimeError("MariaDB sandbox did not start within %ss; see %s" % (timeout, self.log))
+
+    def binlog_options(self) -> list:
+        if not self.log_bin:
+            return ["--skip-log-bin"]
+        options = ["--log-bin=%s" % (self.datadir / "binlog")]
+        if self.binlog_format:
+            options.append("--binlog-format=%s" % self.binlog_format)
+        if self.binlog_expire_seconds is not None:
+            options.append("--binlog-expire-logs-seconds=%d" % self.binlog_expire_seconds)
+        return options
 
     def _port_open(self) -> bool:
         with socket.socket() as sock:
@@ -273,8 +290,13 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int)
     parser.add_argument("--server-id", type=int)
     parser.add_argument("--replica-of", metavar="PRIMARY_BASE", help="start as a read-only replica of that sandbox")
+    parser.add_argument("--no-binlog", action="store_true", help="start a server that writes no binary log")
+    parser.add_argument("--binlog-format", choices=("ROW", "MIXED", "STATEMENT"))
+    parser.add_argument("--binlog-expire-seconds", type=int)
     args = parser.parse_args(argv)
-    box = Sandbox(args.base, port=args.port, server_id=args.server_id or (2 if args.replica_of else None))
+    box = Sandbox(args.base, port=args.port, server_id=args.server_id or (2 if args.replica_of else None),
+                  log_bin=not args.no_binlog, binlog_format=args.binlog_format,
+                  binlog_expire_seconds=args.binlog_expire_seconds)
     if args.action == "start":
         box.start(extra_args=["--read-only=ON"] if args.replica_of else ())
         if args.replica_of:

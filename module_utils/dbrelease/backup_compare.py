@@ -222,6 +222,23 @@ def chunk_where(key, lower, upper):
     return (" AND ".join(clauses) or "1=1"), args
 
 
+DIGEST_FORMAT = "%016x"
+
+
+def table_digests(conn, schema: str, tables=None) -> dict:
+    """{table: {"rows": n, "checksum": 16 hex}}: the BIT_XOR of `row_hash_sql` over every row of each table of
+    `schema` (or of `tables`), a full read of each; equal to the `digest` table_checksums gives a copy read in full."""
+    layouts = table_layouts(conn, schema)
+    out = {}
+    with conn.cursor() as cur:
+        for table in sorted(layouts if tables is None else (t for t in tables if t in layouts)):
+            if not layouts[table]["columns"]:
+                continue
+            count, digest = _chunk_sum(cur, schema, table, layouts[table]["columns"], "1=1", [])
+            out[table] = {"rows": count, "checksum": DIGEST_FORMAT % digest}
+    return out
+
+
 def _chunk_sum(cur, schema, table, columns, where, args):
     cur.execute("SELECT COUNT(*), COALESCE(BIT_XOR(%s), 0) FROM %s.%s WHERE %s" % (
         row_hash_sql(columns), quote_ident(schema), quote_ident(table), where), args)
@@ -244,7 +261,9 @@ def table_checksums(conn, source: str, copy: str, layouts: dict, budget_s: float
     """Chunked checksums of every table of `layouts`, on `source` and `copy` alike, under `budget_s` seconds.
     `copy_conn`: the connection holding `copy` when it is on another server (a restore server); default `conn`.
 
-    Returns {table: {"chunks", "checked", "sampled", "rows_checked", "differences": [chunk bounds], "method"}}.
+    Returns {table: {"chunks", "checked", "sampled", "rows_checked", "differences": [chunk bounds], "method"}},
+    plus `digest` (the XOR of the copy's chunk sums: `table_digests()` of the whole table) for each table read in
+    full, which a later restore of the same backup is checked against (rollback, db_restore).
     Small tables first, so that a budget spent on one large table still leaves every small one compared.
     """
     started = clock()
@@ -267,7 +286,8 @@ def table_checksums(conn, source: str, copy: str, layouts: dict, budget_s: float
                     continue
                 src = _chunk_sum(cur, source, table, columns, "1=1", [])
                 dst = _chunk_sum(copy_cur, copy, table, columns, "1=1", [])
-                entry.update(chunks=1, checked=1, rows_checked=src[0], seconds=round(clock() - t0, 3))
+                entry.update(chunks=1, checked=1, rows_checked=src[0], seconds=round(clock() - t0, 3),
+                             digest=DIGEST_FORMAT % dst[1])
                 if src != dst:
                     entry["differences"].append({"from": None, "to": None, "source_rows": src[0],
                                                  "restored_rows": dst[0]})
@@ -275,6 +295,7 @@ def table_checksums(conn, source: str, copy: str, layouts: dict, budget_s: float
             step = 1
             lower, index = None, 0
             t_first = None
+            copy_sum = 0
             while True:
                 upper = _boundaries(cur, source, table, key, chunk_rows, lower)
                 if index % step == 0 or upper is None:
@@ -284,6 +305,7 @@ def table_checksums(conn, source: str, copy: str, layouts: dict, budget_s: float
                     dst = _chunk_sum(copy_cur, copy, table, columns, where, args)
                     entry["checked"] += 1
                     entry["rows_checked"] += src[0]
+                    copy_sum ^= dst[1]
                     if src != dst:
                         entry["differences"].append({"from": list(lower) if lower else None,
                                                      "to": list(upper) if upper else None,
@@ -303,6 +325,8 @@ def table_checksums(conn, source: str, copy: str, layouts: dict, budget_s: float
             entry["sampled"] = entry["checked"] < entry["chunks"]
             if entry["sampled"]:
                 entry["every"] = step
+            else:
+                entry["digest"] = DIGEST_FORMAT % copy_sum
     return results
 
 

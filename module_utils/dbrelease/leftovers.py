@@ -31,6 +31,7 @@ from ansible.module_utils.dbrelease.db import OPTION_DIR_PREFIX, DbError, quote_
 TEMP_SCHEMA_KINDS = {
     "plan": "structure copy made for the schema plan",
     "restore": "restore-test copy of a backup",
+    "rollback": "a rollback's staging copy of a backup (never the kept <db>__before_rollback_<stamp>)",
 }
 TEMP_SCHEMA_RE = re.compile(r"__dbrelease_(?P<kind>%s)_[0-9a-f]{8}$" % "|".join(TEMP_SCHEMA_KINDS))
 # Option-file directories written before they were named after their owner (`tempfile.mkdtemp("dbrelease-")`).

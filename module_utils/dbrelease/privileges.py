@@ -90,19 +90,41 @@ PHASES = {
     "verify": _reqs("db", ("SELECT",), "snapshots, outbox statistics and the health checks"),
     "watch": _reqs("db", ("SELECT",), "the outbox statistics polled during the watch window"),
     "tag": [],
+    # rollback.yml, release_rollback_mode restore or pitr (docs/rollback.md): the backup restored into a new schema,
+    # verified, swapped in with one RENAME TABLE, the database as it was kept aside; in place (after a safety dump)
+    # only where a swap is impossible.
     "rollback": (
-        _reqs("db", _LOAD, "the restore drops the database and loads the backup into it")
-        + _reqs("db", ("SHOW VIEW", "TRIGGER", "EVENT"), "the safety dump taken before the restore")
+        _reqs("db", _LOAD, "the swap renames the tables and recreates views, routines, triggers and events (in place: "
+              "the database is dropped and the backup loaded into it)")
+        + _reqs("rollback", _LOAD, "the backup is restored and verified in <db>__dbrelease_rollback_<random> first")
+        + _reqs("kept", _LOAD, "the database as it was before the rollback is kept in <db>__before_rollback_<stamp>")
+        + _reqs("db", ("SHOW VIEW", "TRIGGER", "EVENT"), "the safety dump taken before an in-place restore")
+        + _reqs("mysql", ("SELECT",), "routine definitions of other definers, recreated by the swap (mysql.proc)")
         + _reqs("global", ("SET USER",), "loading objects whose DEFINER is another account", when="other_definers")
         + _reqs("global", ("SUPER",), _TRUST, when="stored_code_binlog")
+        + _reqs("global", ("BINLOG MONITOR",), "the confirmation reads what was written since the backup (SHOW "
+                "BINLOG EVENTS; without it, it says the binary log cannot tell)", when="log_bin", optional=True)
+    ),
+    # release_rollback_mode=pitr besides the above: the binary logs fetched over the replication protocol, then
+    # replayed into the restored copy.
+    "rollback_pitr": (
+        _reqs("global", ("REPLICATION SLAVE",), "mariadb-binlog --read-from-remote-server fetches the binary logs")
+        + _reqs("global", ("BINLOG MONITOR",), "SHOW BINARY LOGS and SHOW BINLOG EVENTS: the range to replay")
+        + _reqs("global", ("BINLOG REPLAY",), "the replayed events set the session's GTID and server id")
     ),
 }
+
+# release_rollback_mode=schema: the reverse DDL goes through schema_apply like a release's, so it needs what the schema
+# phase needs.
+PHASES["rollback_schema"] = [dict(req, why="the reverse of the release's schema changes, through schema_apply: "
+                                  + req["why"]) for req in PHASES["schema"]]
 
 # Dynamic privileges are spelled differently on MySQL 8 (underscores), and older servers only know SUPER and
 # REPLICATION CLIENT for them.
 MYSQL_NAMES = {"BINLOG MONITOR": ("REPLICATION CLIENT",), "BINLOG ADMIN": ("SYSTEM_VARIABLES_ADMIN",
                                                                           "SESSION_VARIABLES_ADMIN"),
-               "SET USER": ("SET_USER_ID", "SET_ANY_DEFINER"), "SLAVE MONITOR": ("REPLICATION CLIENT",),
+               "SET USER": ("SET_USER_ID", "SET_ANY_DEFINER"), "BINLOG REPLAY": ("BINLOG_ADMIN",),
+               "SLAVE MONITOR": ("REPLICATION CLIENT",),
                "REPLICATION MASTER ADMIN": ("REPLICATION SLAVE",), "CONNECTION ADMIN": ("CONNECTION_ADMIN",)}
 # What SUPER still covers: on MariaDB before 11.0 (where it was split up for good) and on MySQL.
 SUPER_COVERS = ("BINLOG MONITOR", "BINLOG ADMIN", "SET USER", "SLAVE MONITOR", "REPLICATION MASTER ADMIN",
@@ -112,7 +134,9 @@ SUPER_COVERS = ("BINLOG MONITOR", "BINLOG ADMIN", "SET USER", "SLAVE MONITOR", "
 def scope_names(database: str, lock_schema: str) -> dict:
     """A concrete schema name per scope, matched against the grant patterns (`db.*`, `db\\_\\_dbrelease\\_%`)."""
     return {"db": database, "plan": database + "__dbrelease_plan_0123abcd",
-            "restore": database + "__dbrelease_restore_0123abcd", "lock": lock_schema, "mysql": "mysql"}
+            "restore": database + "__dbrelease_restore_0123abcd", "lock": lock_schema, "mysql": "mysql",
+            "rollback": database + "__dbrelease_rollback_0123abcd",
+            "kept": database + "__before_rollback_20260101T000000Z"}
 
 
 def required(phases, conditions: dict) -> list[dict]:
@@ -280,7 +304,8 @@ def grant_statements(database, lock_schema, phases, conditions, account="'db_rel
     and what the tests create."""
     patterns = {"db": _escape(database), "plan": _escape(database + "__dbrelease_plan_") + "%",
                 "restore": _escape(database + "__dbrelease_restore_") + "%", "lock": _escape(lock_schema),
-                "mysql": "mysql"}
+                "mysql": "mysql", "rollback": _escape(database + "__dbrelease_rollback_") + "%",
+                "kept": _escape(database + "__before_rollback_") + "%"}
     by_object = {}
     needed = [req for req in required(phases, conditions) if not req["optional"]]
     supered = any(r["privilege"] == "SUPER" for r in needed)
@@ -309,7 +334,8 @@ WHEN_TEXT = {"log_bin": "when the server writes a binary log", "restore_test": "
              "binary log without log_bin_trust_function_creators"}
 SCOPE_TEXT = {"db": "`<db>`.*", "plan": "`<db>\\_\\_dbrelease\\_plan\\_%`.*",
               "restore": "`<db>\\_\\_dbrelease\\_restore\\_%`.*", "lock": "`<lock schema>`.* (`dbrelease`)",
-              "mysql": "`mysql`.*", "global": "`*.*`"}
+              "mysql": "`mysql`.*", "global": "`*.*`", "rollback": "`<db>\\_\\_dbrelease\\_rollback\\_%`.*",
+              "kept": "`<db>\\_\\_before\\_rollback\\_%`.*"}
 
 
 def markdown_table() -> str:

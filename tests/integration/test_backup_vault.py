@@ -140,6 +140,21 @@ def test_backup_is_copied_to_the_vault_and_its_sha256_verified_there(topo, inven
     assert remote.stat().st_mtime_ns == mtime
 
 
+def test_the_binary_logs_since_the_backup_are_archived_and_copied_to_the_vault_verified(topo, inventory):
+    """backup_binlog_archive: the closed binary logs written since the backup (the current one closed first), each
+    with its .sha256, in the archive on the database host and on the vault, whose copy was verified there."""
+    proc = release(inventory, "v1.1-binlogs", backup_binlog_archive=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    binlog = record(topo, "v1.1-binlogs")["binlog"]
+    assert binlog["enabled"] is True and binlog["archive"], binlog
+    archive = Path(binlog["archive_dir"])
+    for name in binlog["archive"]:
+        remote = vault_dir(topo) / "binlogs" / name
+        assert sha256(remote) == sha256(archive / name) == (archive / (name + ".sha256")).read_text().split()[0]
+    assert sorted(binlog["vault"]) == sorted("%s:%s" % (VAULT, vault_dir(topo) / "binlogs" / name)
+                                             for name in binlog["archive"])
+
+
 def test_unreachable_vault_fails_the_phase_clearly_and_a_rerun_after_the_fix_succeeds(topo, inventory):
     topo.stop_sshd(VAULT)
     proc = release(inventory, "v2.0")

@@ -169,6 +169,10 @@ def test_rollback_without_confirmation_explains_and_changes_nothing(mariadb, rel
     assert "-e release_rollback_confirm=true" in result.stdout
     assert "Rollback not confirmed, nothing was changed" in result.stdout
     assert released["backup"]["path"] in result.stdout
+    # Before the confirmation: the backup's age and what was written since it. This record (written by the fixture)
+    # holds neither the backup's time nor its binary log position, and the text says so rather than guessing.
+    assert "taken at an unknown time" in result.stdout
+    assert "Written since the backup: the binary log cannot tell (no binary log position was recorded" in result.stdout
     assert snapshot(mariadb, released["dbname"]) == released["after"]
     assert "rollback" not in read_record(released["record_dir"])["phases"]
     assert recap(result.stdout)["db1"]["changed"] == 0
@@ -211,7 +215,7 @@ def test_rollback_check_mode_verifies_and_plans_without_changing_anything(mariad
     assert snapshot(mariadb, released["dbname"]) == released["after"]
     assert "rollback" not in read_record(released["record_dir"])["phases"]
     check = json.loads((released["record_dir"] / "release.check.json").read_text())
-    assert "drop database" in check["phases"]["rollback"]["plan"]
+    assert "swap it in as %s with one RENAME TABLE" % released["dbname"] in check["phases"]["rollback"]["plan"]
 
 
 def test_rollback_with_no_backup_in_the_record_says_what_is_missing(mariadb, released):
@@ -236,13 +240,18 @@ def test_rollback_restores_what_the_real_backup_phase_saved(mariadb, dbname, tmp
     backup_run = run_playbook(ROOT / "playbooks/backup.yml", inv)
     assert backup_run.returncode == 0, backup_run.stdout[-3000:]
     backup = read_record(artifacts / VERSION)["phases"]["backup"]
+    # The restore test read every table of its copy in full: each gets the digest a rollback's copy must match.
+    digests = {t: c.get("digest") for t, c in backup["restore_test"]["checksums"].items()}
+    assert digests and all(len(d or "") == 16 for d in digests.values()), digests
     release(mariadb, dbname)
     assert snapshot(mariadb, dbname) != before
 
     result = run_playbook(ROOT / "rollback.yml", inv, extra_vars={"release_rollback_confirm": True})
     assert result.returncode == 0, result.stdout[-3000:]
     assert snapshot(mariadb, dbname) == before
-    assert read_record(artifacts / VERSION)["phases"]["rollback"]["sha256"] == backup["sha256"]
+    phase = read_record(artifacts / VERSION)["phases"]["rollback"]
+    assert phase["sha256"] == backup["sha256"]
+    assert "checksums" in phase["verified"]["expected"] and phase["verified"]["problems"] == []
 
 
 def test_rollback_restores_a_zstd_backup(mariadb, released):

@@ -114,7 +114,7 @@ def test_every_phase_of_a_release_and_the_rollback_has_its_privileges_listed():
     from conftest import ROOT
 
     phases = [p["name"] for p in yaml.safe_load((ROOT / "vars/release.yml").read_text())["release_phases"]]
-    assert sorted(priv.PHASES) == sorted(phases + ["rollback"])
+    assert sorted(priv.PHASES) == sorted(phases + ["rollback", "rollback_pitr", "rollback_schema"])
 
 
 def test_the_priv_spec_of_the_least_privileges_reads_back_as_the_grants_do():
