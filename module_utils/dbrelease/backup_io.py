@@ -5,10 +5,12 @@ Stdlib only (it runs on target hosts).
 
 from __future__ import annotations
 
+import collections
 import errno
 import fcntl
 import os
 import subprocess
+import tempfile
 import threading
 
 CHUNK = 1 << 20
@@ -130,3 +132,59 @@ def kill_process(*procs):
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+
+
+Streamed = collections.namedtuple("Streamed", "moved producer_rc producer_err client_rc client_err")
+
+
+def _tail(handle, limit=TAIL_BYTES) -> str:
+    handle.seek(0, os.SEEK_END)
+    handle.seek(max(0, handle.tell() - limit))
+    return handle.read().decode("utf-8", "replace").strip()
+
+
+def stream_into_client(producer, client, filt=None, producer_stdin=None, pass_fds=()) -> Streamed:
+    """Run `producer | [filt] | client` (argv lists) and wait for both: the loads of a dump or of binary logs into a
+    server (the restore test, the rollback's copy, the point-in-time replay).
+
+    `filt` has `feed(chunk) -> bytes` and `flush() -> bytes`; `pass_fds` goes to the client (its option pipe).
+    A client that stops reading early stops the writing, not the draining of the producer, so both exit and both
+    statuses are known. Returns Streamed(bytes read from the producer, its exit status, the end of its stderr, the
+    client's exit status, the end of its stderr); the caller words the failure (and scrubs the client's stderr)."""
+    producer_err, client_err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    prod = cli = None
+    moved = 0
+    try:
+        prod = subprocess.Popen(producer, stdin=subprocess.DEVNULL if producer_stdin is None else producer_stdin,
+                                stdout=subprocess.PIPE, stderr=producer_err)
+        cli = subprocess.Popen(client, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=client_err,
+                               pass_fds=tuple(pass_fds))
+        broken = False
+        for chunk in iter(lambda: prod.stdout.read1(CHUNK), b""):
+            moved += len(chunk)
+            if broken:
+                continue
+            try:
+                cli.stdin.write(filt.feed(chunk) if filt else chunk)
+            except BrokenPipeError:
+                broken = True
+        if not broken:
+            try:
+                if filt:
+                    cli.stdin.write(filt.flush())
+                cli.stdin.close()
+            except BrokenPipeError:
+                pass
+        producer_rc, client_rc = prod.wait(), cli.wait()
+        return Streamed(moved, producer_rc, _tail(producer_err), client_rc, _tail(client_err))
+    finally:
+        kill_process(prod, cli)
+        if prod is not None and prod.stdout is not None:
+            prod.stdout.close()
+        if cli is not None and cli.stdin is not None and not cli.stdin.closed:
+            try:
+                cli.stdin.close()
+            except BrokenPipeError:
+                pass
+        producer_err.close()
+        client_err.close()

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import re
 import secrets
-import subprocess
-import tempfile
 import time
 
 from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease import backup_compare as cmp
 from ansible.module_utils.dbrelease import leftovers
 from ansible.module_utils.dbrelease.backup import BackupError
-from ansible.module_utils.dbrelease.backup_io import CHUNK, kill_process
+from ansible.module_utils.dbrelease.backup_io import stream_into_client
 from ansible.module_utils.dbrelease.db import (
     DbError,
     client_option_pipe,
@@ -104,53 +102,19 @@ def restore(params, tools, path, target, skip_binlog=True, source=None) -> dict:
     compression = codec.compression_of(path)
     if compression is None:
         raise BackupError("%s is neither .sql.gz nor .sql.zst" % path, check="restore")
-    dec_err, cli_err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
     filt = RestoreFilter(source, target)
-    raw = [0]
-    dec = cli = None
-    try:
-        with client_option_pipe(params, client=tools["client"]) as options:
-            with open(path, "rb") as src:
-                dec = subprocess.Popen(codec.decompress_command(compression, tools), stdin=src,
-                                       stdout=subprocess.PIPE, stderr=dec_err)
-            cli = subprocess.Popen(restore_command(tools["client"], options.path, target, skip_binlog),
-                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=cli_err,
-                                   pass_fds=options.pass_fds)
-            broken = False
-            while True:
-                chunk = dec.stdout.read1(CHUNK)
-                if not chunk:
-                    break
-                raw[0] += len(chunk)
-                if not broken:
-                    try:
-                        cli.stdin.write(filt.feed(chunk))
-                    except BrokenPipeError:
-                        broken = True
-            if not broken:
-                try:
-                    cli.stdin.write(filt.flush())
-                    cli.stdin.close()
-                except BrokenPipeError:
-                    pass
-            dec_rc, cli_rc = dec.wait(), cli.wait()
-        if dec_rc != 0:
-            dec_err.seek(0)
-            raise BackupError("decompressing %s for the restore failed (exit %d): %s" % (
-                path, dec_rc, dec_err.read().decode("utf-8", "replace").strip()[-500:]), check="restore")
-        if cli_rc != 0:
-            cli_err.seek(0)
-            raise BackupError("restoring %s into %s failed (exit %d): %s" % (
-                path, target, cli_rc, scrub(cli_err.read().decode("utf-8", "replace").strip()[-800:], params)),
-                check="restore")
-    finally:
-        kill_process(dec, cli)
-        for proc in (dec, cli):
-            if proc is not None and proc.stdout is not None:
-                proc.stdout.close()
-        dec_err.close()
-        cli_err.close()
-    return {"bytes_uncompressed": raw[0], "events_disabled": filt.disabled, "views_retargeted": filt.views_retargeted}
+    with client_option_pipe(params, client=tools["client"]) as options, open(path, "rb") as src:
+        out = stream_into_client(codec.decompress_command(compression, tools),
+                                 restore_command(tools["client"], options.path, target, skip_binlog), filt=filt,
+                                 producer_stdin=src, pass_fds=options.pass_fds)
+    if out.producer_rc != 0:
+        raise BackupError("decompressing %s for the restore failed (exit %d): %s" % (
+            path, out.producer_rc, out.producer_err[-500:]), check="restore")
+    if out.client_rc != 0:
+        raise BackupError("restoring %s into %s failed (exit %d): %s" % (
+            path, target, out.client_rc, scrub(out.client_err[-800:], params)), check="restore")
+    return {"bytes_uncompressed": out.moved, "events_disabled": filt.disabled,
+            "views_retargeted": filt.views_retargeted}
 
 
 def _drop(params, target) -> str | None:

@@ -17,7 +17,8 @@ import time
 
 from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease.backup_files import sha256_of
-from ansible.module_utils.dbrelease.db import client_binary, client_option_file, quote_ident, scrub
+from ansible.module_utils.dbrelease.backup_io import stream_into_client
+from ansible.module_utils.dbrelease.db import client_binary, client_option_file, client_option_pipe, quote_ident, scrub
 from ansible.module_utils.dbrelease.files import make_private_dirs, write_atomic
 from ansible.module_utils.dbrelease.units import human_bytes
 
@@ -601,53 +602,18 @@ def replay(params, flavor: str, paths, database: str, target: str, start: dict, 
     cmd = replay_command(binary, flavor, paths, database, target, start, stop)
     filt = GtidLineFilter() if flavor == "mariadb" else None
     started = time.monotonic()
-    dec_err, cli_err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-    dec = cli = None
-    moved = 0
-    try:
-        with client_option_file(params) as option_file:
-            dec = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=dec_err, stdin=subprocess.DEVNULL)
-            cli = subprocess.Popen([client, "--defaults-extra-file=%s" % option_file, "--batch",
-                                    "--max-allowed-packet=1G", "--", target],
-                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=cli_err)
-            broken = False
-            for chunk in iter(lambda: dec.stdout.read1(1 << 20), b""):
-                moved += len(chunk)
-                if broken:
-                    continue
-                try:
-                    cli.stdin.write(filt.feed(chunk) if filt else chunk)
-                except BrokenPipeError:
-                    broken = True
-            if not broken:
-                try:
-                    if filt:
-                        cli.stdin.write(filt.flush())
-                    cli.stdin.close()
-                except BrokenPipeError:
-                    pass
-            dec_rc, cli_rc = dec.wait(), cli.wait()
-    finally:
-        for proc in (dec, cli):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        if dec is not None:
-            dec.stdout.close()
+    with client_option_pipe(params, client=client) as options:
+        out = stream_into_client(cmd, [client, options.arg, "--batch", "--max-allowed-packet=1G", "--", target],
+                                 filt=filt, pass_fds=options.pass_fds)
     errors = []
-    if dec_rc != 0:
-        dec_err.seek(0)
-        errors.append("%s exited %d: %s" % (os.path.basename(binary), dec_rc,
-                                            dec_err.read().decode("utf-8", "replace").strip()[-500:]))
-    if cli_rc != 0:
-        cli_err.seek(0)
-        errors.append("the client exited %d: %s" % (cli_rc, redact_values(scrub(
-            cli_err.read().decode("utf-8", "replace").strip()[-500:], params))))
-    dec_err.close()
-    cli_err.close()
+    if out.producer_rc != 0:
+        errors.append("%s exited %d: %s" % (os.path.basename(binary), out.producer_rc, out.producer_err[-500:]))
+    if out.client_rc != 0:
+        errors.append("the client exited %d: %s" % (out.client_rc, redact_values(scrub(out.client_err[-500:],
+                                                                                        params))))
     if errors:
         raise BinlogError("replaying the binary logs of %s from %s to %s into %s failed: %s" % (
             database, describe(start), describe(stop), target, "; ".join(errors)))
-    return {"bytes_decoded": moved, "gtid_lines_dropped": filt.dropped if filt else 0,
+    return {"bytes_decoded": out.moved, "gtid_lines_dropped": filt.dropped if filt else 0,
             "seconds": round(time.monotonic() - started, 3), "from": start, "to": stop,
             "files": [os.path.basename(p) for p in paths]}

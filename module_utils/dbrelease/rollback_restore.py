@@ -31,16 +31,16 @@ import json
 import re
 import secrets
 import subprocess
-import tempfile
 import time
 
 from ansible.module_utils.dbrelease import backup as codec
 from ansible.module_utils.dbrelease import backup_compare as compare
 from ansible.module_utils.dbrelease import grants as grants_parser
+from ansible.module_utils.dbrelease.backup_io import stream_into_client
 from ansible.module_utils.dbrelease.backup_restore import RestoreFilter
 from ansible.module_utils.dbrelease.binlog import redact_values
 from ansible.module_utils.dbrelease.clock import utc_now_iso
-from ansible.module_utils.dbrelease.db import client_option_file, quote_ident, scrub
+from ansible.module_utils.dbrelease.db import client_option_pipe, quote_ident, scrub
 from ansible.module_utils.dbrelease.files import write_atomic
 
 CHUNK = 1 << 20
@@ -560,55 +560,21 @@ def load(params, tools: dict, path: str, target: str, disable_events: bool, sour
     With `disable_events`, the filter creates every event DISABLED and, when `source` is given, makes the view
     definitions that name schema `source` name `target` (backup_restore.RestoreFilter): a copy's views never read
     the live database."""
-    dec_err, cli_err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
     filt = RestoreFilter(source=source, target=target) if disable_events else None
-    dec = cli = None
-    raw = 0
-    try:
-        with client_option_file(params) as option_file:
-            dec = subprocess.Popen(decompress_command(path, tools), stdout=subprocess.PIPE, stderr=dec_err,
-                                   stdin=subprocess.DEVNULL)
-            cli = subprocess.Popen([tools["client"], "--defaults-extra-file=%s" % option_file, "--batch",
-                                    "--max-allowed-packet=1G", "--default-character-set=utf8mb4", "--", target],
-                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=cli_err)
-            broken = False
-            for chunk in iter(lambda: dec.stdout.read1(CHUNK), b""):
-                raw += len(chunk)
-                if broken:
-                    continue
-                try:
-                    cli.stdin.write(filt.feed(chunk) if filt else chunk)
-                except BrokenPipeError:
-                    broken = True
-            if not broken:
-                try:
-                    if filt:
-                        cli.stdin.write(filt.flush())
-                    cli.stdin.close()
-                except BrokenPipeError:
-                    pass
-            dec_rc, cli_rc = dec.wait(), cli.wait()
-    finally:
-        for proc in (dec, cli):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        if dec is not None:
-            dec.stdout.close()
+    with client_option_pipe(params, client=tools["client"]) as options:
+        out = stream_into_client(decompress_command(path, tools),
+                                 [tools["client"], options.arg, "--batch", "--max-allowed-packet=1G",
+                                  "--default-character-set=utf8mb4", "--", target],
+                                 filt=filt, pass_fds=options.pass_fds)
     errors = []
-    if dec_rc != 0:
-        dec_err.seek(0)
-        errors.append("the decompressor exited %d: %s" % (dec_rc, dec_err.read().decode("utf-8", "replace")
-                                                          .strip()[-500:]))
-    if cli_rc != 0:
-        cli_err.seek(0)
-        errors.append("the client exited %d: %s" % (cli_rc, redact_values(scrub(
-            cli_err.read().decode("utf-8", "replace").strip()[-800:], params))))
-    dec_err.close()
-    cli_err.close()
+    if out.producer_rc != 0:
+        errors.append("the decompressor exited %d: %s" % (out.producer_rc, out.producer_err[-500:]))
+    if out.client_rc != 0:
+        errors.append("the client exited %d: %s" % (out.client_rc, redact_values(scrub(out.client_err[-800:],
+                                                                                        params))))
     if errors:
         raise RestoreError("loading %s into %s failed: %s" % (path, target, "; ".join(errors)))
-    return {"bytes_uncompressed": raw, "events_disabled": filt.disabled if filt else 0,
+    return {"bytes_uncompressed": out.moved, "events_disabled": filt.disabled if filt else 0,
             "views_retargeted": filt.views_retargeted if filt else 0}
 
 
