@@ -1,8 +1,8 @@
 """docs/architecture.md's checklist for a new phase, followed to the letter on a copy of the project.
 
-The throwaway phase `notify` (after verify, its own tag, a module of its own that returns a `record` part) is added
+The throwaway phase `announce` (after verify, its own tag, a module of its own that returns a `record` part) is added
 with the checklist's steps and nothing else; then the copy's own consistency tests pass, and a real release with it
-records the phase, reports it, and `--tags notify` runs it alone.
+records the phase, reports it, and `--tags announce` runs it alone.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import yaml
 from conftest import ADMIN_PASSWORD, ADMIN_USER, ROOT, short_tmpdir
 from helpers import local_host_vars, write_inventory
 
-VERSION = "v5.0.0-notify"
+VERSION = "v5.0.0-announce"
 
 NOTIFY_MODULE = '''#!/usr/bin/python
 """Throwaway module of the test: writes a message to a file, returns what the record keeps."""
 
 DOCUMENTATION = r"""
 ---
-module: notify_send
+module: announce_send
 short_description: Write a release message to a file
 description: [Writes I(message) to I(path).]
 options:
@@ -38,12 +38,12 @@ attributes:
 author: test
 """
 EXAMPLES = r"""
-- name: Notify
-  notify_send: {path: /tmp/x, message: hi}
+- name: Announce
+  announce_send: {path: /tmp/x, message: hi}
 """
 RETURN = r"""
 record:
-  description: What the release record keeps (phases.notify) - C(sent_to), C(message).
+  description: What the release record keeps (phases.announce) - C(sent_to), C(message).
   returned: always
   type: dict
 """
@@ -68,28 +68,28 @@ if __name__ == "__main__":
 '''
 
 NOTIFY_TASKS = """---
-- name: Run the notify phase
+- name: Run the announce phase
   block:
-    - name: Start the notify phase
+    - name: Start the announce phase
       release_phase:
-        phase: notify
-        results: [__notify_result]
+        phase: announce
+        results: [__announce_result]
         requires: [verify]
 
     - name: Send the release message
-      notify_send:
-        path: "{{ notify_path }}"
+      announce_send:
+        path: "{{ announce_path }}"
         message: "Release {{ release_version }} is out"
-      register: __notify_result
+      register: __announce_result
 
-    - name: Finish the notify phase
+    - name: Finish the announce phase
       release_phase:
-        phase: notify
+        phase: announce
         status: ok
   rescue:
-    - name: Record why the notify phase failed
+    - name: Record why the announce phase failed
       release_phase:
-        phase: notify
+        phase: announce
         status: failed
 
     - name: Stop this play here (the finish play cleans up)
@@ -97,15 +97,15 @@ NOTIFY_TASKS = """---
 """
 
 NOTIFY_PLAYBOOK = """---
-- name: "Notify: tell people the release is out"
+- name: "Announce: tell people the release is out"
   hosts: "{{ release_hosts | default('databases') | release_phase_hosts(groups=groups) }}"
   gather_facts: false
-  tags: [notify]
+  tags: [announce]
   vars_files: [../vars/release.yml]
   module_defaults:
     group/dbrelease.core.db: "{{ release_db_login }}"
   roles:
-    - role: notify
+    - role: announce
 
 - name: Finish, when this phase runs alone
   ansible.builtin.import_playbook: finish.yml
@@ -135,49 +135,49 @@ def follow_the_checklist(project: Path):
     text = release_vars.read_text()
     anchor = "  - {name: verify, playbook: verify, tags: [verify], role: verify}\n"
     assert anchor in text
-    release_vars.write_text(text.replace(anchor, anchor + "  - {name: notify, playbook: notify, tags: [notify], "
-                                                          "role: notify}\n"))
-    # 2. roles/notify/.
-    role = project / "roles/notify"
+    release_vars.write_text(text.replace(anchor, anchor + "  - {name: announce, playbook: announce, tags: [announce], "
+                                                          "role: announce}\n"))
+    # 2. roles/announce/.
+    role = project / "roles/announce"
     (role / "tasks").mkdir(parents=True)
     (role / "defaults").mkdir()
     (role / "meta").mkdir()
     (role / "tasks/main.yml").write_text(NOTIFY_TASKS)
-    (role / "defaults/main.yml").write_text("---\n# Where the release message is written.\nnotify_path: "
-                                            "\"{{ release_notify_path | default('/tmp/notify.txt') }}\"\n")
+    (role / "defaults/main.yml").write_text("---\n# Where the release message is written.\nannounce_path: "
+                                            "\"{{ release_announce_path | default('/tmp/announce.txt') }}\"\n")
     (role / "meta/main.yml").write_text(yaml.safe_dump({"galaxy_info": {
         "author": "test", "description": "Tell people", "license": "MIT", "min_ansible_version": "2.17",
         "platforms": [{"name": "Debian", "versions": ["all"]}]}, "dependencies": []}, sort_keys=False))
     (role / "meta/argument_specs.yml").write_text(yaml.safe_dump({"argument_specs": {"main": {
         "short_description": "Tell people the release is out", "options": {
-            "notify_path": {"type": "path", "description": "Where the message is written."}}}}}))
-    (role / "README.md").write_text("# notify\n\nWrites the release message to `notify_path`.\n")
+            "announce_path": {"type": "path", "description": "Where the message is written."}}}}}))
+    (role / "README.md").write_text("# announce\n\nWrites the release message to `announce_path`.\n")
     # 3. The module returns its record part (it does not connect to the database: no action group entry).
-    (project / "library/notify_send.py").write_text(NOTIFY_MODULE)
-    # 4. playbooks/notify.yml.
-    (project / "playbooks/notify.yml").write_text(NOTIFY_PLAYBOOK)
+    (project / "library/announce_send.py").write_text(NOTIFY_MODULE)
+    # 4. playbooks/announce.yml.
+    (project / "playbooks/announce.yml").write_text(NOTIFY_PLAYBOOK)
     # 5. release.yml: the import, at its place.
     release = project / "release.yml"
     text = release.read_text()
     anchor = "- name: Verify\n  ansible.builtin.import_playbook: playbooks/verify.yml\n  vars: *release\n"
     assert anchor in text
-    release.write_text(text.replace(anchor, anchor + "- name: Notify\n  ansible.builtin.import_playbook: "
-                                                     "playbooks/notify.yml\n  vars: *release\n"))
+    release.write_text(text.replace(anchor, anchor + "- name: Announce\n  ansible.builtin.import_playbook: "
+                                                     "playbooks/announce.yml\n  vars: *release\n"))
     # 6. awx/job_templates.yml: a template for the new tag, after verify's.
     awx = project / "awx/job_templates.yml"
     templates = awx.read_text()
     start = templates.index("  - name: dbrelease phase verify\n")
-    end = templates.index("  - name: dbrelease phase tag\n")
+    end = templates.index("  - name: dbrelease phase ", start + 1)  # the template after verify's
     verify = templates[start:end]
-    templates = templates[:end] + verify.replace("verify", "notify") + templates[end:]
+    templates = templates[:end] + verify.replace("verify", "announce") + templates[end:]
     awx.write_text(templates)
     # 7. docs/architecture.md's table and the README's line of phases.
     arch = project / "docs/architecture.md"
     text = arch.read_text()
     row = "| `verify` | `playbooks/verify.yml` | `verify` | `verify` |\n"
-    arch.write_text(text.replace(row, row + "| `notify` | `playbooks/notify.yml` | `notify` | `notify` |\n"))
+    arch.write_text(text.replace(row, row + "| `announce` | `playbooks/announce.yml` | `announce` | `announce` |\n"))
     readme = project / "README.md"
-    readme.write_text(readme.read_text().replace(" ─ verify ─ ", " ─ verify ─ notify ─ ", 1))
+    readme.write_text(readme.read_text().replace(" ─ verify ─ ", " ─ verify ─ announce ─ ", 1))
 
 
 def run(project, *args, env=None):
@@ -202,7 +202,7 @@ def project(mariadb, dbname):
                          release_migration_command="", release_backup_dir=str(base / "backups"),
                          release_artifacts_dir=str(base / "artifacts"), release_git_repo="",
                          lock_schema="lk_" + dbname, backup_restore_test=False,
-                         release_notify_path=str(base / "notify.txt"))
+                         release_announce_path=str(base / "announce.txt"))
     inventory = write_inventory(base / "inventory.yml", {"db1": hv})
     yield {"copy": copy, "base": base, "inventory": inventory, "record": base / "artifacts" / VERSION}
     mariadb.sql("DROP DATABASE IF EXISTS `lk_%s`" % dbname)
@@ -220,19 +220,19 @@ def test_a_phase_added_with_the_checklist_alone_is_consistent_and_runs_through_a
     assert release.returncode == 0, release.stdout[-4000:] + release.stderr[-2000:]
     record = json.loads((project["record"] / "release.json").read_text())
     names = list(record["phases"])
-    assert names.index("verify") < names.index("notify") < names.index("tag")
-    notify = record["phases"]["notify"]
-    assert notify["status"] == "ok" and notify["changed"] is True
-    assert notify["sent_to"] == str(project["base"] / "notify.txt") and notify["message"].startswith("Release")
-    assert (project["base"] / "notify.txt").read_text() == "Release %s is out" % VERSION
-    assert "db1 | notify: sent" in release.stdout
+    assert names.index("verify") < names.index("announce") < names.index("tag")
+    announce = record["phases"]["announce"]
+    assert announce["status"] == "ok" and announce["changed"] is True
+    assert announce["sent_to"] == str(project["base"] / "announce.txt") and announce["message"].startswith("Release")
+    assert (project["base"] / "announce.txt").read_text() == "Release %s is out" % VERSION
+    assert "db1 | announce: sent" in release.stdout
     report = (project["record"] / "report.md").read_text()
-    assert "| notify | **ok** |" in report and report.index("| verify |") < report.index("| notify |")
+    assert "| announce | **ok** |" in report and report.index("| verify |") < report.index("| announce |")
 
     alone = run(copy, str(copy / ".venv/bin/ansible-playbook"), "release.yml", "-i", str(project["inventory"]),
-                "-e", json.dumps({"release_version": VERSION}), "--tags", "notify")
+                "-e", json.dumps({"release_version": VERSION}), "--tags", "announce")
     assert alone.returncode == 0, alone.stdout[-4000:]
-    assert "TASK [notify : Send the release message]" in alone.stdout
+    assert "TASK [announce : Send the release message]" in alone.stdout
     # Only the argument checks of the other phases' roles (tagged always) appear.
     assert re.findall(r"TASK \[(backup|schema|migrate|verify|grants) : (?!Validating arguments)", alone.stdout) == []
-    assert json.loads((project["record"] / "release.json").read_text())["phases"]["notify"]["changed"] is False
+    assert json.loads((project["record"] / "release.json").read_text())["phases"]["announce"]["changed"] is False

@@ -4,6 +4,7 @@ to the position the schema phase recorded just before its first DDL)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 
@@ -12,7 +13,6 @@ from conftest import ADMIN_PASSWORD, ADMIN_USER, login_params, short_tmpdir
 from dbstate import dump_db, run_sql, schema_state
 from helpers import run_module
 from sandbox_db import Sandbox
-from test_rollback import ProcessWatcher
 
 SCHEMA = """
 CREATE TABLE customers (id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(50) NOT NULL, credit DECIMAL(8,2) DEFAULT 0);
@@ -134,7 +134,18 @@ def test_pitr_is_refused_when_the_range_holds_statement_format_writes(app):
     assert schema_state(box, db) == after != before
 
 
-def test_archived_binlogs_are_verified_and_serve_a_pitr_after_the_server_purged_them(tmp_path):
+def command_logger(directory, tool, log):
+    """A `tool` earlier on PATH that appends its command line to `log`, then runs the real one: every run seen,
+    however short."""
+    real = shutil.which(tool)
+    directory.mkdir(parents=True, exist_ok=True)
+    shim = directory / tool
+    shim.write_text('#!/bin/sh\nprintf "%%s\\n" "$0 $*" >> "%s"\nexec "%s" "$@"\n' % (log, real))
+    shim.chmod(0o755)
+    return directory
+
+
+def test_archived_binlogs_are_verified_and_serve_a_pitr_after_the_server_purged_them(tmp_path, monkeypatch):
     box = start_box(binlog_format="ROW")
     try:
         db = "shop"
@@ -149,15 +160,14 @@ def test_archived_binlogs_are_verified_and_serve_a_pitr_after_the_server_purged_
         args = dict(login_params(box), since=backup["position"], dest_dir=str(archive), rotate=True)
         planned = run_module("binlog_archive", args, check=True)
         assert planned["changed"] and not archive.exists()
-        watcher = ProcessWatcher()
-        watcher.start()
-        try:
+        log = tmp_path / "commands.log"
+        shims = command_logger(tmp_path / "shims", "mariadb-binlog", log)
+        with monkeypatch.context() as env:
+            env.setenv("PATH", "%s:%s" % (shims, os.environ["PATH"]))
             first = run_module("binlog_archive", args)
-        finally:
-            watcher.stop.set()
-            watcher.join()
-        fetches = [cmd for cmd in watcher.seen if "mariadb-binlog" in cmd and "--raw" in cmd]
-        assert fetches and not [cmd for cmd in watcher.seen if ADMIN_PASSWORD in cmd]
+        seen = log.read_text().splitlines()
+        fetches = [cmd for cmd in seen if "--raw" in cmd]
+        assert fetches and not [cmd for cmd in seen if ADMIN_PASSWORD in cmd]
         assert all("--defaults-extra-file=" in cmd for cmd in fetches)
         assert first["changed"] and first["files"] and all(f["copied"] for f in first["files"])
         for item in first["files"]:

@@ -69,7 +69,7 @@ def setup():
         "release_db_ssl_cert": str(pki / "client.pem"), "release_db_ssl_key": str(pki / "client.key"),
         "release_db_admin_hosts": ["localhost", "127.0.0.1"],
         "release_db_admin_privileges": {"default": privileges.priv_spec(DB, "dbrelease", PHASES, CONDITIONS)},
-        "release_environment": "staging",
+        "release_environment": "staging", "release_tag_environment": "staging",
         "release_ddl_files": [str(ROOT / "examples/app/infra/ddls/create_distributed_tables.sql")],
         "release_migration_command": "npm run migrate:run",
         "release_migration_chdir": str(ROOT / "examples/app/backend"),

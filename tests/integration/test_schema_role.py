@@ -186,6 +186,7 @@ def test_role_takes_a_narrow_destructive_allowance_and_allowed_data_statements_a
     report = (artifacts / VERSION / "report.md").read_text().splitlines()
     head = "\n".join(report[:8])
     assert "**Restore test: not run** - the backup phase has not run in this release" in head
-    assert "destructive change(s) allowed and applied: table users drops column legacy_flag" in head
+    assert "This release made" in head and "destructive or irreversible changes, allowed by the inventory" in head
+    assert "drops column legacy_flag" in "\n".join(report[8:])  # the section with the manual steps back
     assert "data statement(s) allowed in the schema phase changed 1 row(s)" in head
     assert_no_password(narrow.stdout, no_data.stdout, both.stdout, "\n".join(report))
