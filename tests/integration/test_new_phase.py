@@ -178,6 +178,12 @@ def follow_the_checklist(project: Path):
     arch.write_text(text.replace(row, row + "| `announce` | `playbooks/announce.yml` | `announce` | `announce` |\n"))
     readme = project / "README.md"
     readme.write_text(readme.read_text().replace(" ─ verify ─ ", " ─ verify ─ announce ─ ", 1))
+    # 8. privileges.py: the phase's privileges (none: it writes a file on the controller).
+    privileges = project / "module_utils/dbrelease/privileges.py"
+    text = privileges.read_text()
+    anchor = '    "tag": [],\n'
+    assert anchor in text
+    privileges.write_text(text.replace(anchor, anchor + '    "announce": [],\n'))
 
 
 def run(project, *args, env=None):
