@@ -94,7 +94,9 @@ def topo():
 @pytest.fixture(scope="module")
 def runs(topo):
     """release.yml over SSH against `databases` (db1, db2) with `backup_vault` (vault1), then the same again."""
-    inventory = topo.inventory(topo.base / "inventory.yml", release=True)
+    # A staging release that makes the tag itself (release_tag_environment), so the push over the controller is seen.
+    inventory = topo.inventory(topo.base / "inventory.yml", release=True,
+                               db_vars={"release_tag_environment": "staging"})
     before = {host: tables(topo, host) for host in DB_HOSTS}
     watch = CommandLineWatch(topo.admin_password)
     watch.start()
@@ -124,9 +126,13 @@ def test_release_over_ssh_records_every_phase_ok_on_each_database_host(topo, run
         statuses = {name: phase["status"] for name, phase in rec["phases"].items() if name != "rollback_plan"}
         assert list(statuses) == list(PHASES), statuses
         assert rec["phases"]["rollback_plan"]["status"] == "ok", rec["phases"]["rollback_plan"]
-        assert {p: s for p, s in statuses.items() if p != "maintenance"} == {p: "ok" for p in PHASES
-                                                                            if p != "maintenance"}
-        assert statuses["maintenance"] == "skipped"
+        # A staging release (the default environment): no watch window and no serving endpoint to watch, recorded as
+        # skipped with why.
+        skipped = ("maintenance", "watch")
+        assert {p: s for p, s in statuses.items() if p not in skipped} == {p: "ok" for p in PHASES
+                                                                          if p not in skipped}
+        assert [statuses[p] for p in skipped] == ["skipped"] * 2
+        assert "no watch window" in rec["phases"]["watch"]["reason"]
         assert "maintenance_enabled is false" in rec["phases"]["maintenance"]["reason"]
         # Each host's release went to that host's own server over the network, as db_admin@%.
         assert rec["phases"]["preflight"]["endpoint"] == "db_admin@%s:3306" % topo.ip(host)
