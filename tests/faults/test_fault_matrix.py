@@ -175,7 +175,9 @@ def test_production_refuses_a_ddl_edited_after_staging_saying_what_differs_and_r
         plan_file = shared / "plans" / "shop.json"
         common = dict(release_ddl_files=[str(ddl)], schema_plan_file=str(plan_file))
         staging = make_release(staging_db, release_environment="staging", **common)
-        production = make_release(production_db, release_environment="production", **common)
+        # No vault host in this matrix: said so, as production requires (recorded in the release).
+        production = make_release(production_db, release_environment="production", backup_vault_required=False,
+                                  **common)
 
         staged = staging.run()
         assert staged.returncode == 0 and plan_file.is_file(), \
