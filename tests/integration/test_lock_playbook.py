@@ -22,11 +22,12 @@ PLAYBOOK = """\
     - name: Take the release lock
       ansible.builtin.import_role:
         name: lock
-    - name: Hold it for a while, as a release's phases do
-      ansible.builtin.pause:
-        seconds: "{{ hold_seconds | int }}"
+    - name: Hold it until the test lets go, as a release's phases do
+      ansible.builtin.wait_for:
+        path: "{{ hold_until }}"
+        timeout: 150
       when:
-        - hold_seconds | int > 0
+        - hold_until | length > 0
     - name: Run the migrations
       ansible.builtin.import_role:
         name: migrate
@@ -48,7 +49,7 @@ class Setup:
         self.playbook.write_text(PLAYBOOK)
         host_vars = local_host_vars(mariadb, ADMIN_USER, ADMIN_PASSWORD, release_db_name=dbname,
                                     release_artifacts_dir=str(self.artifacts), release_migration_command="",
-                                    lock_schema=self.schema, hold_seconds=0)
+                                    lock_schema=self.schema, hold_until="")
         host_vars.update(overrides)
         self.inventory = write_inventory(self.base / "inventory.yml", {"db1": host_vars})
 
@@ -73,18 +74,22 @@ def setup(mariadb, dbname):
 
 def test_two_concurrent_releases_exactly_one_proceeds_and_the_other_names_the_holder(setup):
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    procs = {version: subprocess.Popen(setup.cmd(version, hold_seconds=8), cwd=ROOT, env=env, text=True,
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # The winner holds the lock until this file exists: the test lets go only once the loser has ended, so a
+    # loaded machine cannot reorder the two (a fixed pause could run out before the loser's failure path ends).
+    release_file = setup.base / "let-go"
+    procs = {version: subprocess.Popen(setup.cmd(version, hold_until=str(release_file)), cwd=ROOT, env=env,
+                                       text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
              for version in ("v1-alpha", "v1-beta")}
-    # The loser stops quickly; while the winner still holds the lock, the loser's failure path must not free it.
+    # The loser stops; while the winner still holds the lock, the loser's failure path must not free it.
     outputs, row_after_loser = {}, None
-    deadline = time.time() + 120
+    deadline = time.time() + 180
     while len(outputs) < 2 and time.time() < deadline:
         for version, proc in procs.items():
             if version not in outputs and proc.poll() is not None:
                 outputs[version] = proc.stdout.read()
                 if len(outputs) == 1:
                     row_after_loser = setup.lock_row()
+                    release_file.write_text("go")
         time.sleep(0.2)
     assert len(outputs) == 2, "the runs did not finish"
     results = {version: recap(out)["db1"] for version, out in outputs.items()}
