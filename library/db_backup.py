@@ -28,8 +28,18 @@ options:
     description: Database to dump. Required unless I(mode=status) or I(mode=cancel).
     type: str
   backup_dir:
-    description: Directory on the database host for the dump, its C(.sha256) and its manifest. Must exist.
+    description: Directory on the database host for the dump, its C(.sha256) and its manifest. Must exist unless
+      I(create_dir).
     type: path
+  create_dir:
+    description: Create I(backup_dir) (and its missing parents) with I(dir_mode) when it does not exist, and give an
+      existing one I(dir_mode), as C(ansible.builtin.file) with C(state=directory) would (not in check mode).
+    type: bool
+    default: false
+  dir_mode:
+    description: The mode of I(backup_dir) with I(create_dir), an octal string (C("0750")) or a number.
+    type: raw
+    default: "0750"
   compression:
     description: C(gzip) writes C(.sql.gz) (with igzip or pigz where installed, same format); C(zstd) writes
       C(.sql.zst).
@@ -200,7 +210,7 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.dbrelease import backup as codec
-from ansible.module_utils.dbrelease import backup_files, backup_job, backup_reuse, backup_stream
+from ansible.module_utils.dbrelease import backup_files, backup_job, backup_reuse, backup_stream, files
 from ansible.module_utils.dbrelease.backup import BackupError
 from ansible.module_utils.dbrelease.clock import utc_stamp
 from ansible.module_utils.dbrelease.db import DbError, connect, connection_argument_spec, endpoint, require_pymysql
@@ -227,6 +237,8 @@ def argument_spec():
     spec.update(
         database=dict(type="str"),
         backup_dir=dict(type="path"),
+        create_dir=dict(type="bool", default=False),
+        dir_mode=dict(type="raw", default="0750"),
         compression=dict(type="str", choices=list(codec.COMPRESSIONS), default="gzip"),
         compression_level=dict(type="int"),
         compression_threads=dict(type="int", default=0),
@@ -326,12 +338,23 @@ def make_work(params, tools, info, extra=None):
     return work
 
 
+def dir_mode(value) -> int:
+    """Pure: a directory mode given as an octal string ("0750") or a number (0o750)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else int(str(value), 8)
+
+
 def prepare(module, params):
     """Validate, find the tools, reuse or inspect the source. Returns (result or None, tools, info, extra): `extra`
     holds the reuse check that asked for a new backup."""
     for key in ("database", "backup_dir"):
         if not params.get(key):
             module.fail_json(msg="%s is required with mode=%s" % (key, params["mode"]))
+    if params["create_dir"] and not module.check_mode:
+        try:
+            params["_dir_changed"] = files.ensure_dir(params["backup_dir"], dir_mode(params["dir_mode"]))
+        except (OSError, ValueError) as exc:
+            module.fail_json(msg="cannot create the backup directory %s (backup_dir, mode %s) on %s: %s"
+                             % (params["backup_dir"], params["dir_mode"], socket.getfqdn(), exc))
     if not os.path.isdir(params["backup_dir"]) and not module.check_mode:
         module.fail_json(msg="backup directory %s does not exist on %s (backup_dir)"
                          % (params["backup_dir"], socket.getfqdn()))
@@ -340,7 +363,7 @@ def prepare(module, params):
         module.fail_json(msg="neither mariadb-dump nor mysqldump is installed on %s" % socket.getfqdn())
     reused, check = existing_backup(params)
     if reused:
-        return with_record(dict(reused, changed=False, msg="reusing the valid backup %s of %s (label %s): %s"
+        return with_record(dict(reused, changed=bool(params.get("_dir_changed")), msg="reusing the valid backup %s of %s (label %s): %s"
                                 % (reused["path"], params["database"], params["label"], check["msg"])),
                            params), tools, None, None
     return None, tools, inspect_source(params), ({"reuse_check": check} if check else None)

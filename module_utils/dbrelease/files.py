@@ -71,3 +71,15 @@ def open_private(path: str, mode: int = 0o600, flags: int = os.O_WRONLY | os.O_C
     except BaseException:
         os.close(fd)
         raise
+
+
+def ensure_dir(path: str, mode: int) -> bool:
+    """`path` is a directory with exactly `mode` (its missing parents made with `mode` too, whatever the umask), as
+    ansible.builtin.file with state=directory and mode leaves it. Returns whether anything changed."""
+    existed = os.path.isdir(path)
+    if not existed:
+        make_private_dirs(path, mode)
+    if stat.S_IMODE(os.stat(path).st_mode) != mode:
+        os.chmod(path, mode)
+        return True
+    return not existed
