@@ -10,16 +10,16 @@ short_description: Validate the inputs of the roles a release uses against their
 description:
   - Ansible validates a role's inputs against its C(meta/argument_specs.yml) with one task at each import or include
     of the role. The plays of C(release.yml) import their roles with C(rolespec_validate) off, and the preflight play
-    runs this action first instead: the same specs, the same validator
+    runs this action first instead - the same specs, the same validator
     (C(ansible.module_utils.common.arg_spec.ArgumentSpecValidator), as C(ansible.builtin.validate_argument_spec)),
-    for every entry point of I(roles), before anything else runs. A bad input of any phase is refused before the
+    for every entry point of I(phases) and I(roles), before anything else runs. A bad input of any phase is refused before the
     release starts, not when its phase comes.
-  - The values validated are those the role would see: the play's variables (inventory, group_vars, extra vars,
+  - The values validated are those the role would see, the play's variables (inventory, group_vars, extra vars,
     C(vars/release.yml)) over the role's C(defaults/main.yml), templated.
   - An entry point without a spec is left out, as Ansible does. The argument specs stay the roles' documented
     interface (C(ansible-doc -t role)); a phase playbook run alone (not from C(release.yml)) validates its role the
     usual way.
-  - Runs in Ansible's worker process on the controller (no module process); changes nothing.
+  - Runs in Ansible's worker process on the controller (no module process); and changes nothing.
 options:
   phases:
     description: Phases of C(release_phases) (C(vars/release.yml)) whose roles to validate, each at its entry point

@@ -22,7 +22,7 @@ def plays_of(playbook):
 def test_every_phase_has_a_name_a_playbook_tags_and_a_role_and_names_are_unique():
     assert len(set(PHASES)) == len(PHASES)
     for phase in RELEASE_PHASES:
-        assert set(phase) == {"name", "playbook", "tags", "role"}, phase
+        assert set(phase) - {"tasks_from"} == {"name", "playbook", "tags", "role"}, phase
         assert (ROOT / "playbooks" / (phase["playbook"] + ".yml")).is_file(), phase
         assert (ROOT / "roles" / phase["role"] / "tasks" / "main.yml").is_file(), phase
         assert phase["tags"] and all(isinstance(t, str) for t in phase["tags"]), phase
@@ -37,7 +37,7 @@ def test_release_yml_imports_the_phase_playbooks_in_order_then_finish_and_says_t
     names = [re.match(r"playbooks/(\w+)\.yml$", i["ansible.builtin.import_playbook"]).group(1) for i in imports]
     assert names == expected + ["finish"]
     for item in imports[:-1]:
-        assert item["vars"] == {"release_goes_on": True}, item
+        assert item["vars"] == {"release_goes_on": True, "release_inputs_checked": True}, item
 
 
 @pytest.mark.parametrize("phase", RELEASE_PHASES, ids=lambda p: p["name"])
@@ -47,9 +47,10 @@ def test_the_phase_play_carries_the_phase_tags_the_connection_and_skips_failed_h
     assert play["hosts"] == "{{ release_hosts | default('databases') | release_phase_hosts(groups=groups) }}"
     assert play["vars_files"] == ["../vars/release.yml"]
     assert play["module_defaults"] == {"group/dbrelease.core.db": "{{ release_db_login }}"}
-    roles = [r["role"] for r in play.get("roles", [])] + [
-        t["ansible.builtin.import_role"]["name"] for t in play.get("tasks", []) if "ansible.builtin.import_role" in t]
-    assert phase["role"] in roles
+    roles = [(r["role"], "main") for r in play.get("roles", [])] + [
+        (t["ansible.builtin.import_role"]["name"], t["ansible.builtin.import_role"].get("tasks_from", "main"))
+        for t in play.get("tasks", []) if "ansible.builtin.import_role" in t]
+    assert (phase["role"], phase.get("tasks_from", "main")) in roles
 
 
 @pytest.mark.parametrize("playbook", sorted({p["playbook"] for p in RELEASE_PHASES} | {"maintenance_off"}))
