@@ -363,7 +363,9 @@ def prepare(module, params):
         module.fail_json(msg="neither mariadb-dump nor mysqldump is installed on %s" % socket.getfqdn())
     reused, check = existing_backup(params)
     if reused:
-        return with_record(dict(reused, changed=bool(params.get("_dir_changed")), msg="reusing the valid backup %s of %s (label %s): %s"
+        # changed only when the backup directory's mode had to be set (create_dir): the dump is not new.
+        return with_record(dict(reused, changed=bool(params.get("_dir_changed")),
+                                msg="reusing the valid backup %s of %s (label %s): %s"
                                 % (reused["path"], params["database"], params["label"], check["msg"])),
                            params), tools, None, None
     return None, tools, inspect_source(params), ({"reuse_check": check} if check else None)

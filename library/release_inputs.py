@@ -12,8 +12,8 @@ description:
     of the role. The plays of C(release.yml) import their roles with C(rolespec_validate) off, and the preflight play
     runs this action first instead - the same specs, the same validator
     (C(ansible.module_utils.common.arg_spec.ArgumentSpecValidator), as C(ansible.builtin.validate_argument_spec)),
-    for every entry point of I(phases) and I(roles), before anything else runs. A bad input of any phase is refused before the
-    release starts, not when its phase comes.
+    for every entry point of I(phases) and I(roles), before anything else runs. A bad input of any phase is
+    refused before the release starts, not when its phase comes.
   - The values validated are those the role would see, the play's variables (inventory, group_vars, extra vars,
     C(vars/release.yml)) over the role's C(defaults/main.yml), templated.
   - An entry point without a spec is left out, as Ansible does. The argument specs stay the roles' documented
