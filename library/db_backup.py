@@ -37,8 +37,8 @@ options:
     type: bool
     default: false
   dir_mode:
-    description: The mode of I(backup_dir) with I(create_dir), an octal string (C("0750")) or a number.
-    type: raw
+    description: The mode of I(backup_dir) with I(create_dir), 3 or 4 octal digits (C("0750")).
+    type: str
     default: "0750"
   compression:
     description: C(gzip) writes C(.sql.gz) (with igzip or pigz where installed, same format); C(zstd) writes
@@ -238,7 +238,7 @@ def argument_spec():
         database=dict(type="str"),
         backup_dir=dict(type="path"),
         create_dir=dict(type="bool", default=False),
-        dir_mode=dict(type="raw", default="0750"),
+        dir_mode=dict(type="str", default="0750"),
         compression=dict(type="str", choices=list(codec.COMPRESSIONS), default="gzip"),
         compression_level=dict(type="int"),
         compression_threads=dict(type="int", default=0),
@@ -338,20 +338,16 @@ def make_work(params, tools, info, extra=None):
     return work
 
 
-def dir_mode(value) -> int:
-    """Pure: a directory mode given as an octal string ("0750") or a number (0o750)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else int(str(value), 8)
-
-
 def prepare(module, params):
     """Validate, find the tools, reuse or inspect the source. Returns (result or None, tools, info, extra): `extra`
     holds the reuse check that asked for a new backup."""
     for key in ("database", "backup_dir"):
         if not params.get(key):
             module.fail_json(msg="%s is required with mode=%s" % (key, params["mode"]))
+    dir_changed = False
     if params["create_dir"] and not module.check_mode:
         try:
-            params["_dir_changed"] = files.ensure_dir(params["backup_dir"], dir_mode(params["dir_mode"]))
+            dir_changed = files.ensure_dir(params["backup_dir"], files.parse_mode(params["dir_mode"]))
         except (OSError, ValueError) as exc:
             module.fail_json(msg="cannot create the backup directory %s (backup_dir, mode %s) on %s: %s"
                              % (params["backup_dir"], params["dir_mode"], socket.getfqdn(), exc))
@@ -364,7 +360,7 @@ def prepare(module, params):
     reused, check = existing_backup(params)
     if reused:
         # changed only when the backup directory's mode had to be set (create_dir): the dump is not new.
-        return with_record(dict(reused, changed=bool(params.get("_dir_changed")),
+        return with_record(dict(reused, changed=dir_changed,
                                 msg="reusing the valid backup %s of %s (label %s): %s"
                                 % (reused["path"], params["database"], params["label"], check["msg"])),
                            params), tools, None, None

@@ -74,15 +74,7 @@ msg:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dbrelease.files import write_atomic
-
-
-def parse_mode(text: str) -> int:
-    """Pure: "0644" -> 0o644; ValueError for anything that is not 3 or 4 octal digits."""
-    text = str(text).strip()
-    if not text or len(text) > 4 or any(c not in "01234567" for c in text):
-        raise ValueError(text)
-    return int(text, 8)
+from ansible.module_utils.dbrelease.files import parse_mode, write_atomic
 
 
 def current(path: str):

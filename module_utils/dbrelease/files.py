@@ -73,6 +73,14 @@ def open_private(path: str, mode: int = 0o600, flags: int = os.O_WRONLY | os.O_C
         raise
 
 
+def parse_mode(text: str) -> int:
+    """Pure: "0644" -> 0o644; ValueError for anything that is not 3 or 4 octal digits."""
+    text = str(text).strip()
+    if not text or len(text) > 4 or any(c not in "01234567" for c in text):
+        raise ValueError(text)
+    return int(text, 8)
+
+
 def ensure_dir(path: str, mode: int) -> bool:
     """`path` is a directory with exactly `mode` (its missing parents made with `mode` too, whatever the umask), as
     ansible.builtin.file with state=directory and mode leaves it. Returns whether anything changed."""
