@@ -404,7 +404,17 @@ import secrets
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dbrelease import binlog, classify, datachecks, ddl_exec, ddl_lint, plancopy, schema, sqlident
+from ansible.module_utils.dbrelease import (
+    binlog,
+    classify,
+    datachecks,
+    ddl_exec,
+    ddl_lint,
+    job,
+    plancopy,
+    schema,
+    sqlident,
+)
 from ansible.module_utils.dbrelease.db import (
     DbError,
     connect,
@@ -452,7 +462,13 @@ def argument_spec():
         allow_empty_ddl=dict(type="bool", default=False),
     )
     spec.update(ddl_exec.argument_spec())
+    spec.update(job.argument_spec())
     return spec
+
+
+# The detached runs of this module (module_utils/dbrelease/job.py; the controller half is action_plugins/
+# schema_apply.py). A stopped run says itself what took effect (its failure message and record).
+JOBS = job.Jobs("schema")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -971,9 +987,13 @@ def _segments(statements, way_checks):
     return segments
 
 
-def run(params, check_mode=False, diff_mode=False):
-    """The module's work; returns the result dict or raises SchemaFailure (with a partial result)."""
+def run(params, check_mode=False, diff_mode=False, progress=None, should_stop=None):
+    """The module's work; returns the result dict or raises SchemaFailure (with a partial result). Run as a job,
+    `progress(snapshot)` hears what it is doing (ddl_exec.progress_line) and `should_stop()` says it was cancelled:
+    no statement starts after that, and an online change in progress is aborted (its table left as it was)."""
     started = time.monotonic()
+    if progress is not None:
+        progress({"stage": "planning"})
     db = params["db"]
     names, contents = params.get("ddl_names") or [], params.get("ddl_contents") or []
     if len(names) != len(contents):
@@ -1190,7 +1210,8 @@ def run(params, check_mode=False, diff_mode=False):
             if check["when"] == "on_the_way":
                 way_checks.setdefault((check["statement"]["file"], check["statement"]["index"]), []).append(check)
         applied, failure = [], None
-        runner = ddl_exec.Runner(params, info, alters, result["topology"])
+        runner = ddl_exec.Runner(params, info, alters, result["topology"], progress=progress,
+                                 should_stop=should_stop, total=len(to_run))
         # Point-in-time recovery replays the binary logs up to here (rollback, release_rollback_mode=pitr: HR).
         first = next((st for st in to_run if st["class"]["category"] not in (classify.SESSION, classify.NOOP)), None)
         result["binlog_before_ddl"] = binlog.position_for_record(conn, flavor) if first is not None else {}
@@ -1389,11 +1410,10 @@ def result_line(result):
                                ddl_exec.summary_line(result.get("execution")))
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    require_pymysql(module)
+def finish(module, run_it):
+    """Exit the module with the result of `run_it()` (the module's work), as exit_json or fail_json."""
     try:
-        result = run(module.params, check_mode=module.check_mode, diff_mode=module._diff)
+        result = run_it()
     except SchemaFailure as exc:
         module.fail_json(msg=scrub(exc.msg, module.params), record=record_part(exc.result), **exc.result)
     except Exception as exc:  # a server error outside a statement (connection lost, privileges)
@@ -1403,6 +1423,41 @@ def main():
         module.warn(warning)
     # The warnings go into the message too: the task is no_log (the connection), and the phase prints the message.
     module.exit_json(msg="; ".join([result_line(result)] + warnings), record=record_part(result), **result)
+
+
+def job_work(module):
+    """The work of a detached run: the module's result, exactly as exit_json/fail_json would print it."""
+    import json
+
+    from ansible.module_utils import basic
+    from ansible.module_utils.common.json import Direction, get_module_encoder
+
+    def work(report, should_stop):
+        captured = {}
+        module._record_module_result = lambda o: captured.setdefault("result", o)
+        try:
+            finish(module, lambda: run(module.params, check_mode=False, diff_mode=module._diff, progress=report,
+                                       should_stop=should_stop))
+        except SystemExit:
+            pass
+        encoder = get_module_encoder(getattr(basic, "_ANSIBLE_PROFILE", None) or "legacy",
+                                     Direction.MODULE_TO_CONTROLLER)
+        return json.loads(json.dumps(captured["result"], cls=encoder))
+
+    return work
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    if params["mode"] in ("status", "cancel"):
+        JOBS.serve(module, params)
+    require_pymysql(module)
+    if params["mode"] == "start" and not module.check_mode:
+        job_dir = JOBS.new_job_dir()
+        pid = JOBS.start(job_dir, job_work(module), params["lease_seconds"])
+        module.exit_json(changed=False, finished=False, job_dir=job_dir, pid=pid)
+    finish(module, lambda: run(params, check_mode=module.check_mode, diff_mode=module._diff))
 
 
 if __name__ == "__main__":

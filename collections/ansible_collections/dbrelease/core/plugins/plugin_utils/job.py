@@ -50,6 +50,8 @@ class JobAction(DirectModuleAction):
 
     _requires_connection = True
     what = "job"
+    # Task arguments the status and cancel calls pass on too (those the module requires in every mode).
+    carry: tuple = ()
     # Each status call waits on the host for the job to end, up to this long: the end is seen within 0.1 s, and one
     # module call per poll is what a long job costs the controller and the host.
     POLL_S = 5.0
@@ -83,9 +85,8 @@ class JobAction(DirectModuleAction):
             result.update(started)
             result.pop("finished", None)
             return result
-        job = {"mode": "status", "job_dir": started["job_dir"], "wait_seconds": self.poll_seconds(args)}
-        if args.get("lease_seconds") is not None:
-            job["lease_seconds"] = args["lease_seconds"]
+        carried = {k: args[k] for k in self.carry + ("lease_seconds",) if args.get(k) is not None}
+        job = dict(carried, mode="status", job_dir=started["job_dir"], wait_seconds=self.poll_seconds(args))
         # Ansible's worker process dies at once on SIGINT/SIGTERM (os._exit); while we poll, turn them into an
         # exception instead so the job is cancelled (and cleans up) before this process goes.
         previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -110,7 +111,8 @@ class JobAction(DirectModuleAction):
             for sig in previous:
                 signal.signal(sig, signal.SIG_IGN)  # let the cancel call finish
             display.warning("[%s] %s interrupted on the controller: cancelling the job on the host" % (host, self.what))
-            final = self.run_module(module_args={"mode": "cancel", "job_dir": job["job_dir"]}, task_vars=task_vars)
+            final = self.run_module(module_args=dict(carried, mode="cancel", job_dir=job["job_dir"]),
+                                    task_vars=task_vars)
             self._after_cancel(host, final, task_vars)
             raise
         finally:
