@@ -107,6 +107,7 @@ class Jobs:
         The worker writes {"state": "done", "result": ...} or {"state": "failed", "msg": ...} and exits.
         """
         touch_lease(job_dir)
+        preload()
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid:
@@ -230,6 +231,35 @@ class Jobs:
         if state.get("state") in ("done", "failed"):
             remove(job_dir)
         module.exit_json(changed=False, **state)
+
+
+def preload():
+    """Import every module of the module's AnsiballZ payload before forking: Ansible removes the payload (a zip the
+    module imports from) when the module exits, and the worker outlives it, so a module it imports only later
+    (an error path, the result's encoder) would be gone. Outside a payload (direct execution, tests) nothing to do."""
+    import importlib
+    import sys
+    import zipimport
+
+    archives = {getattr(m, "__loader__", None).archive for m in list(sys.modules.values())
+                if isinstance(getattr(m, "__loader__", None), zipimport.zipimporter)}
+    for archive in archives:
+        import zipfile
+
+        with zipfile.ZipFile(archive) as payload:
+            names = payload.namelist()
+        for name in names:
+            if not name.startswith("ansible/") or not name.endswith(".py"):
+                continue
+            dotted = name[:-3].replace("/", ".")
+            if dotted.endswith(".__init__"):
+                dotted = dotted[:-9]
+            if dotted in sys.modules:
+                continue
+            try:
+                importlib.import_module(dotted)
+            except Exception:  # noqa: BLE001 - an optional module this host cannot import is not needed either
+                pass
 
 
 def write_status(job_dir, status: dict):
