@@ -248,3 +248,40 @@ def test_ctrl_c_mid_change_aborts_it_and_leaves_the_table_whole(server, tmp_path
     online = schema["execution"]["statements"][0]["online"]
     assert online["original_untouched"] is True and online["aborted"].startswith("cancelled")
     assert ADMIN_PASSWORD not in output
+
+
+def test_a_job_whose_controller_stops_polling_aborts_the_online_change(server, tmp_path):
+    from conftest import login_params
+    from helpers import run_module
+
+    db, _playbook, _inventory = setup_release(server, tmp_path, "ALTER TABLE entries MODIFY amount BIGINT NOT NULL;\n")
+    before = checksum(server, db, "entries"), server.sql("SHOW CREATE TABLE `%s`.entries" % db)[0][1]
+    args = dict(login_params(server), db=db, ddl_files=[str(tmp_path / "release.sql")], online_min_bytes=1 << 20,
+                online_progress_seconds=1, online_max_load="Threads_running=8", online_chunk_time=0.2,
+                lock_wait_timeout=1, lease_seconds=3)
+    throttle = Throttle(server)
+    try:
+        started = run_module("schema_apply", dict(args, mode="start"))
+        assert started["finished"] is False and started["job_dir"], started
+        status = {"mode": "status", "job_dir": started["job_dir"], "db": db, "lease_seconds": 3}
+        # Polled (the lease renewed) until pt-osc has made its triggers; then held by the throttle, and left alone.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not leftovers(server, db)[0]:
+            assert run_module("schema_apply", status)["state"] == "running"
+            time.sleep(0.3)
+        throttle.hold()
+        assert leftovers(server, db)[0] and pt_osc_processes(db)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (pt_osc_processes(db) or leftovers(server, db) != ([], [])):
+            time.sleep(0.3)
+        final = run_module("schema_apply", dict(status, wait_seconds=1))
+    finally:
+        throttle.release()
+        throttle.close()
+    assert final["state"] == "done", final
+    result = final["result"]
+    assert result["failed"] is True and "stopped polling the schema" in result["msg"]
+    assert "the original table is untouched" in result["msg"] and result["record"]["applied"] == []
+    assert (checksum(server, db, "entries"), server.sql("SHOW CREATE TABLE `%s`.entries" % db)[0][1]) == before
+    assert leftovers(server, db) == ([], []) and pt_osc_processes(db) == []
+    assert not os.path.exists(started["job_dir"])
