@@ -57,6 +57,15 @@ description:
     short C(lock_wait_timeout), the ALGORITHM/LOCK the plan chose, a watchdog that kills it when other sessions
     queue behind its metadata lock wait, and retries with jitter within I(lock_budget_seconds). An ALTER that
     needs a copy of a table of I(online_min_bytes) or more runs through pt-online-schema-change (or gh-ost).
+  - With the C(schema_apply) action plugin (the normal case) a real run goes as a detached job on the database host
+    (the mechanism of C(db_backup)) - the controller prints the statement in progress every
+    I(online_progress_seconds) (file, number, line, tables, online or direct with its ALGORITHM clause,
+    pt-online-schema-change's percent and remaining time or why it is paused, the lock guard's and the lag gate's
+    waits), and cancels the job when C(ansible-playbook) is interrupted (Ctrl-C, SIGTERM) - no statement starts
+    after that, a lock or lag wait ends, an online change is aborted (the tool's triggers and new table dropped, the
+    original table checked untouched), and the failure says the statement did not take effect. The job stops the
+    same way when no status call came for I(lease_seconds). The result is the one a single call returns. I(mode)
+    is the plugin's protocol; check mode is a single call.
   - When the connection to the server is lost during a statement (the server crashed or was restarted), the
     message says so; the module reconnects once to read the schema after it, and when the server cannot be
     reached it lists the statements completed before the failed one (they took effect) and says that whether the
@@ -202,7 +211,8 @@ options:
     type: float
     default: 0.5
   online_progress_seconds:
-    description: The online tool reports its progress every this many seconds (kept in C(execution)).
+    description: The online tool reports its progress every this many seconds (kept in C(execution)); the action
+      plugin polls the job and prints the statement in progress as often (at least every second).
     type: int
     default: 5
   replicas:
@@ -227,6 +237,26 @@ options:
       for an active primary of a circular pair. Refused otherwise.
     type: bool
     default: false
+  mode:
+    description:
+      - C(run) does the whole run in this call. C(start) forks it as a detached job and returns a I(job_dir);
+        C(status) reads the job's status (its C(progress), or its C(result) once done) and renews its lease;
+        C(cancel) stops it (no further statement; an online change is aborted cleanly) and returns its final status.
+    type: str
+    choices: [run, start, status, cancel]
+    default: run
+  job_dir:
+    description: Job directory returned by I(mode=start); for C(status) and C(cancel).
+    type: path
+  wait_seconds:
+    description: With I(mode=status), wait up to this long for the job to end before answering (a long poll; the end
+      is seen within 0.1 s). At most half of I(lease_seconds).
+    type: float
+    default: 0
+  lease_seconds:
+    description: A detached job stops, as if cancelled, when no status call came for this long.
+    type: int
+    default: 120
 extends_documentation_fragment:
   - dbrelease.core.connection
 attributes:
@@ -388,6 +418,15 @@ execution:
     - C(summary) adds them up.
   returned: when statements were applied (also on failure)
   type: dict
+job_dir:
+  description: With I(mode=start), the job to poll.
+  returned: mode=start
+  type: str
+state:
+  description: With I(mode=status)/I(cancel), C(running), C(done) (then C(result) is the run's result, as
+    I(mode=run) returns it) or C(failed) (the worker died); C(progress) is the snapshot the controller prints.
+  returned: mode=status or mode=cancel
+  type: str
 record:
   description: What the release record keeps (phases.schema) - C(plan_sha256), C(plan), C(changes), C(applied),
     C(failed_statement), C(files), C(lint), C(plan_gate), C(pre_sha256), C(post_sha256), C(table_sizes),
