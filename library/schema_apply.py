@@ -1032,7 +1032,7 @@ def run(params, check_mode=False, diff_mode=False, progress=None, should_stop=No
     no statement starts after that, and an online change in progress is aborted (its table left as it was)."""
     started = time.monotonic()
     if progress is not None:
-        progress({"stage": "planning"})
+        progress({"stage": "planning", "elapsed_seconds": 0.0})
     db = params["db"]
     names, contents = params.get("ddl_names") or [], params.get("ddl_contents") or []
     if len(names) != len(contents):

@@ -618,13 +618,17 @@ def _merge(known, new):
 def progress_line(snapshot) -> str | None:
     """The controller's line for a progress snapshot of schema_apply's job (what Runner reports), e.g.
     `schema: statement 2/3 release.sql #2 (line 4) on entries, online via pt-online-schema-change: 45% copied,
-    00:03 remain (12.0 s)`. None when there is nothing to say."""
+    00:03 remain (12.0 s)`. None when there is nothing to say. The time in brackets is the statement's (or the
+    tool's) elapsed time when reported, plus `age_seconds`, how long ago that was (a direct statement reports once,
+    when it starts)."""
     if not snapshot:
         return None
+    age = float(snapshot.get("age_seconds") or 0)
     stage = snapshot.get("stage")
     if stage in ("starting", "planning"):
         return "schema: planning on a temporary copy of the schema%s" % (
-            " (%s s)" % _seconds(snapshot["elapsed_seconds"]) if snapshot.get("elapsed_seconds") is not None else "")
+            " (%s s)" % _seconds(snapshot["elapsed_seconds"] + age) if snapshot.get("elapsed_seconds") is not None
+            else "")
     if stage != "applying":
         return None
     ref = snapshot.get("statement") or {}
@@ -659,7 +663,7 @@ def progress_line(snapshot) -> str | None:
             what += " (attempt %d)" % snapshot["attempt"]
         elapsed = snapshot.get("elapsed_seconds")
     return "schema: %s%s%s, %s: %s%s" % (number, where, on, how, what,
-                                          " (%s s)" % _seconds(elapsed) if elapsed is not None else "")
+                                          " (%s s)" % _seconds(elapsed + age) if elapsed is not None else "")
 
 
 def _seconds(value) -> str:

@@ -154,7 +154,7 @@ class Jobs:
         base = {"pid": os.getpid(), "started": time.time()}
 
         def report(snapshot):
-            write_status(job_dir, dict(base, state="running", progress=snapshot))
+            write_status(job_dir, dict(base, state="running", progress=snapshot, reported=time.time()))
 
         def should_stop():
             return stop["reason"]
@@ -179,9 +179,10 @@ class Jobs:
 
     # -- the protocol's other calls -----------------------------------------------------------------------------
     def status(self, job_dir) -> dict:
-        """The job's status; renews the lease. A worker that vanished without a final status is reported failed."""
+        """The job's status (with `now`, the host's clock, to age its `reported` progress); renews the lease. A
+        worker that vanished without a final status is reported failed."""
         touch_lease(job_dir)
-        current = read_status(job_dir)
+        current = dict(read_status(job_dir), now=time.time())
         if current.get("state") in ("running", "starting") and current.get("pid") and not pid_alive(current["pid"]):
             time.sleep(0.5)  # the final status may be being written right now
             current = read_status(job_dir)

@@ -215,7 +215,8 @@ def test_the_console_shows_the_online_change_while_it_runs(server, tmp_path):
 
 
 def test_ctrl_c_mid_change_aborts_it_and_leaves_the_table_whole(server, tmp_path):
-    db, playbook, inventory = setup_release(server, tmp_path, "ALTER TABLE entries MODIFY account_id BIGINT NOT NULL;\n")
+    alter = "ALTER TABLE entries MODIFY account_id BIGINT NOT NULL;\n"
+    db, playbook, inventory = setup_release(server, tmp_path, alter)
     before = checksum(server, db, "entries"), server.sql("SHOW CREATE TABLE `%s`.entries" % db)[0][1]
     throttle = Throttle(server)
     try:

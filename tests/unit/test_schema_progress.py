@@ -45,6 +45,10 @@ def applying(**extra):
               blockers_count=1, waited_seconds=4),
      "schema: statement 2/3 release.sql #2 (line 7) on entries, direct, as written: waiting for 1 session(s) "
      "holding or waiting for locks it needs: id 12 app@localhost idle 30 s, 4.0 s waited (3.0 s)"),
+    (applying(route="direct", state="running", elapsed_seconds=0.0, age_seconds=41.5),
+     "schema: statement 2/3 release.sql #2 (line 7) on entries, direct, as written: running (41.5 s)"),
+    ({"stage": "planning", "elapsed_seconds": 0.0, "age_seconds": 6.2},
+     "schema: planning on a temporary copy of the schema (6.2 s)"),
     (applying(route="direct", state="waiting for replica lag", tables=["a", "b"]),
      "schema: statement 2/3 release.sql #2 (line 7) on a, b, direct, as written: waiting for replica lag (3.0 s)"),
 ])

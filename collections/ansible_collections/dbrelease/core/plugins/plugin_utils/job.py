@@ -60,7 +60,8 @@ class JobAction(DirectModuleAction):
         return self.POLL_S
 
     def progress_text(self, args, progress) -> str | None:
-        """The line printed (after `[host] `) for a progress snapshot, or None to print nothing."""
+        """The line printed (after `[host] `) for a progress snapshot (with `age_seconds`: how long ago the work
+        reported it), or None to print nothing."""
         raise NotImplementedError
 
     def failed_text(self, args, status) -> str:
@@ -104,7 +105,11 @@ class JobAction(DirectModuleAction):
                     result.update(failed=True, changed=False, check=status.get("check"),
                                   msg=self.failed_text(args, status))
                     return result
-                line = self.progress_text(args, status.get("progress") or {})
+                progress = dict(status.get("progress") or {})
+                if progress and status.get("now") and status.get("reported"):
+                    # How long ago the work reported it (both times from the host's clock).
+                    progress["age_seconds"] = round(max(0.0, status["now"] - status["reported"]), 1)
+                line = self.progress_text(args, progress)
                 if line:
                     display.display("[%s] %s" % (host, line))
         except BaseException:
