@@ -210,7 +210,7 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.dbrelease import backup as codec
-from ansible.module_utils.dbrelease import backup_files, backup_job, backup_reuse, backup_stream, files
+from ansible.module_utils.dbrelease import backup_files, backup_job, backup_reuse, backup_stream, files, job
 from ansible.module_utils.dbrelease.backup import BackupError
 from ansible.module_utils.dbrelease.clock import utc_stamp
 from ansible.module_utils.dbrelease.db import DbError, connect, connection_argument_spec, endpoint, require_pymysql
@@ -248,11 +248,8 @@ def argument_spec():
         reuse_changed=dict(type="str", choices=list(backup_reuse.POLICIES), default="new"),
         reuse_own_writes=dict(type="list", elements="dict", default=[]),
         reuse_max_age_hours=dict(type="float", default=24),
-        mode=dict(type="str", choices=["run", "start", "status", "cancel"], default="run"),
-        job_dir=dict(type="path"),
-        lease_seconds=dict(type="int", default=120),
-        wait_seconds=dict(type="float", default=0),
     )
+    spec.update(job.argument_spec())
     return spec
 
 
@@ -372,15 +369,7 @@ def main():
     params = module.params
     mode = params["mode"]
     if mode in ("status", "cancel"):
-        try:
-            job_dir = backup_job.check_job_dir(params["job_dir"])
-        except ValueError as exc:
-            module.fail_json(msg=str(exc))
-        state = (backup_job.wait_status(job_dir, min(params["wait_seconds"], params["lease_seconds"] / 2.0))
-                 if mode == "status" else backup_job.cancel(job_dir))
-        if state.get("state") in ("done", "failed"):
-            backup_job.remove(job_dir)
-        module.exit_json(changed=False, **state)
+        backup_job.serve(module, params)
     require_pymysql(module)
     try:
         done, tools, info, extra = prepare(module, params)

@@ -57,6 +57,15 @@ description:
     short C(lock_wait_timeout), the ALGORITHM/LOCK the plan chose, a watchdog that kills it when other sessions
     queue behind its metadata lock wait, and retries with jitter within I(lock_budget_seconds). An ALTER that
     needs a copy of a table of I(online_min_bytes) or more runs through pt-online-schema-change (or gh-ost).
+  - With the C(schema_apply) action plugin (the normal case) a real run goes as a detached job on the database host
+    (the mechanism of C(db_backup)) - the controller prints the statement in progress every
+    I(online_progress_seconds) (file, number, line, tables, online or direct with its ALGORITHM clause,
+    pt-online-schema-change's percent and remaining time or why it is paused, the lock guard's and the lag gate's
+    waits), and cancels the job when C(ansible-playbook) is interrupted (Ctrl-C, SIGTERM) - no statement starts
+    after that, a lock or lag wait ends, an online change is aborted (the tool's triggers and new table dropped, the
+    original table checked untouched), and the failure says the statement did not take effect. The job stops the
+    same way when no status call came for I(lease_seconds). The result is the one a single call returns. I(mode)
+    is the plugin's protocol; check mode is a single call.
   - When the connection to the server is lost during a statement (the server crashed or was restarted), the
     message says so; the module reconnects once to read the schema after it, and when the server cannot be
     reached it lists the statements completed before the failed one (they took effect) and says that whether the
@@ -202,7 +211,8 @@ options:
     type: float
     default: 0.5
   online_progress_seconds:
-    description: The online tool reports its progress every this many seconds (kept in C(execution)).
+    description: The online tool reports its progress every this many seconds (kept in C(execution)); the action
+      plugin polls the job and prints the statement in progress as often (at least every second).
     type: int
     default: 5
   replicas:
@@ -227,6 +237,26 @@ options:
       for an active primary of a circular pair. Refused otherwise.
     type: bool
     default: false
+  mode:
+    description:
+      - C(run) does the whole run in this call. C(start) forks it as a detached job and returns a I(job_dir);
+        C(status) reads the job's status (its C(progress), or its C(result) once done) and renews its lease;
+        C(cancel) stops it (no further statement; an online change is aborted cleanly) and returns its final status.
+    type: str
+    choices: [run, start, status, cancel]
+    default: run
+  job_dir:
+    description: Job directory returned by I(mode=start); for C(status) and C(cancel).
+    type: path
+  wait_seconds:
+    description: With I(mode=status), wait up to this long for the job to end before answering (a long poll; the end
+      is seen within 0.1 s). At most half of I(lease_seconds).
+    type: float
+    default: 0
+  lease_seconds:
+    description: A detached job stops, as if cancelled, when no status call came for this long.
+    type: int
+    default: 120
 extends_documentation_fragment:
   - dbrelease.core.connection
 attributes:
@@ -388,6 +418,15 @@ execution:
     - C(summary) adds them up.
   returned: when statements were applied (also on failure)
   type: dict
+job_dir:
+  description: With I(mode=start), the job to poll.
+  returned: mode=start
+  type: str
+state:
+  description: With I(mode=status)/I(cancel), C(running), C(done) (then C(result) is the run's result, as
+    I(mode=run) returns it) or C(failed) (the worker died); C(progress) is the snapshot the controller prints.
+  returned: mode=status or mode=cancel
+  type: str
 record:
   description: What the release record keeps (phases.schema) - C(plan_sha256), C(plan), C(changes), C(applied),
     C(failed_statement), C(files), C(lint), C(plan_gate), C(pre_sha256), C(post_sha256), C(table_sizes),
@@ -404,7 +443,17 @@ import secrets
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dbrelease import binlog, classify, datachecks, ddl_exec, ddl_lint, plancopy, schema, sqlident
+from ansible.module_utils.dbrelease import (
+    binlog,
+    classify,
+    datachecks,
+    ddl_exec,
+    ddl_lint,
+    job,
+    plancopy,
+    schema,
+    sqlident,
+)
 from ansible.module_utils.dbrelease.db import (
     DbError,
     connect,
@@ -452,7 +501,13 @@ def argument_spec():
         allow_empty_ddl=dict(type="bool", default=False),
     )
     spec.update(ddl_exec.argument_spec())
+    spec.update(job.argument_spec())
     return spec
+
+
+# The detached runs of this module (module_utils/dbrelease/job.py; the controller half is action_plugins/
+# schema_apply.py). A stopped run says itself what took effect (its failure message and record).
+JOBS = job.Jobs("schema")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -971,9 +1026,13 @@ def _segments(statements, way_checks):
     return segments
 
 
-def run(params, check_mode=False, diff_mode=False):
-    """The module's work; returns the result dict or raises SchemaFailure (with a partial result)."""
+def run(params, check_mode=False, diff_mode=False, progress=None, should_stop=None):
+    """The module's work; returns the result dict or raises SchemaFailure (with a partial result). Run as a job,
+    `progress(snapshot)` hears what it is doing (ddl_exec.progress_line) and `should_stop()` says it was cancelled:
+    no statement starts after that, and an online change in progress is aborted (its table left as it was)."""
     started = time.monotonic()
+    if progress is not None:
+        progress({"stage": "planning", "elapsed_seconds": 0.0})
     db = params["db"]
     names, contents = params.get("ddl_names") or [], params.get("ddl_contents") or []
     if len(names) != len(contents):
@@ -1190,7 +1249,8 @@ def run(params, check_mode=False, diff_mode=False):
             if check["when"] == "on_the_way":
                 way_checks.setdefault((check["statement"]["file"], check["statement"]["index"]), []).append(check)
         applied, failure = [], None
-        runner = ddl_exec.Runner(params, info, alters, result["topology"])
+        runner = ddl_exec.Runner(params, info, alters, result["topology"], progress=progress,
+                                 should_stop=should_stop, total=len(to_run))
         # Point-in-time recovery replays the binary logs up to here (rollback, release_rollback_mode=pitr: HR).
         first = next((st for st in to_run if st["class"]["category"] not in (classify.SESSION, classify.NOOP)), None)
         result["binlog_before_ddl"] = binlog.position_for_record(conn, flavor) if first is not None else {}
@@ -1389,11 +1449,10 @@ def result_line(result):
                                ddl_exec.summary_line(result.get("execution")))
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    require_pymysql(module)
+def finish(module, run_it):
+    """Exit the module with the result of `run_it()` (the module's work), as exit_json or fail_json."""
     try:
-        result = run(module.params, check_mode=module.check_mode, diff_mode=module._diff)
+        result = run_it()
     except SchemaFailure as exc:
         module.fail_json(msg=scrub(exc.msg, module.params), record=record_part(exc.result), **exc.result)
     except Exception as exc:  # a server error outside a statement (connection lost, privileges)
@@ -1403,6 +1462,41 @@ def main():
         module.warn(warning)
     # The warnings go into the message too: the task is no_log (the connection), and the phase prints the message.
     module.exit_json(msg="; ".join([result_line(result)] + warnings), record=record_part(result), **result)
+
+
+def job_work(module):
+    """The work of a detached run: the module's result, exactly as exit_json/fail_json would print it."""
+    import json
+
+    from ansible.module_utils import basic
+    from ansible.module_utils.common.json import Direction, get_module_encoder
+
+    def work(report, should_stop):
+        captured = {}
+        module._record_module_result = lambda o: captured.setdefault("result", o)
+        try:
+            finish(module, lambda: run(module.params, check_mode=False, diff_mode=module._diff, progress=report,
+                                       should_stop=should_stop))
+        except SystemExit:
+            pass
+        encoder = get_module_encoder(getattr(basic, "_ANSIBLE_PROFILE", None) or "legacy",
+                                     Direction.MODULE_TO_CONTROLLER)
+        return json.loads(json.dumps(captured["result"], cls=encoder))
+
+    return work
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    if params["mode"] in ("status", "cancel"):
+        JOBS.serve(module, params)
+    require_pymysql(module)
+    if params["mode"] == "start" and not module.check_mode:
+        job_dir = JOBS.new_job_dir()
+        pid = JOBS.start(job_dir, job_work(module), params["lease_seconds"])
+        module.exit_json(changed=False, finished=False, job_dir=job_dir, pid=pid)
+    finish(module, lambda: run(params, check_mode=module.check_mode, diff_mode=module._diff))
 
 
 if __name__ == "__main__":

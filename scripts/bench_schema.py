@@ -115,6 +115,23 @@ def bench_data_checks(params, runs):
     return statistics.median(without), statistics.median(with_checks), found, without, with_checks
 
 
+def bare_scan_seconds(box, runs):
+    """The median time of one `SELECT COUNT(*)` of big_orders on one connection: what reading the table once costs
+    on this machine, the floor of any exact check over columns no index holds."""
+    conn = box.root("bench")
+    try:
+        timings = []
+        with conn.cursor() as cur:
+            for _ in range(runs):
+                started = time.perf_counter()
+                cur.execute("SELECT COUNT(*) FROM big_orders")
+                cur.fetchall()
+                timings.append(time.perf_counter() - started)
+        return round(statistics.median(timings), 3)
+    finally:
+        conn.close()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", type=int, default=200, help="tables in the schema in all (default 200)")
@@ -162,6 +179,7 @@ def main(argv=None) -> int:
         fill_big_orders(box, args.rows)
         fill_seconds = time.perf_counter() - fill_started
         plan_s, with_s, found, plan_runs, check_runs = bench_data_checks(params, args.runs)
+        scan_s = bare_scan_seconds(box, args.runs)
         leftovers = box.sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE "
                             "'%dbrelease_plan%'")[0][0]
         report = {
@@ -171,6 +189,9 @@ def main(argv=None) -> int:
             "plan": plan, "temp_schemas_left": int(leftovers), "copy": args.copy, "copied": copied,
             "data_checks": {"rows": args.rows, "plan_seconds": plan_s, "with_checks_seconds": with_s,
                             "ratio": round(with_s / plan_s, 2) if plan_s else None,
+                            "added_seconds": round(with_s - plan_s, 3),
+                            "added_ratio": round((with_s - plan_s) / plan_s, 2) if plan_s else None,
+                            "bare_scan_seconds": scan_s,
                             "limit_ratio": args.checks_ratio, "checks": found, "plan_runs": plan_runs,
                             "check_runs": check_runs, "fill_seconds": round(fill_seconds, 1)},
             "load_before": load_before,
@@ -189,6 +210,8 @@ def main(argv=None) -> int:
         print("data checks on %d rows: dry-run %.2f s without them, %.2f s with them (%s): %.2fx, limit %.1fx"
               % (dc["rows"], dc["plan_seconds"], dc["with_checks_seconds"],
                  ", ".join("%s=%s" % c for c in dc["checks"]), dc["ratio"], dc["limit_ratio"]))
+        print("the checks add %.2f s, %.2fx the dry-run without them; a bare COUNT(*) of the table takes %.2f s"
+              % (dc["added_seconds"], dc["added_ratio"], dc["bare_scan_seconds"]))
     dc = report["data_checks"]
     checks_ok = dc["ratio"] is not None and dc["ratio"] <= dc["limit_ratio"] and all(r == 0 for _c, r in dc["checks"])
     ok = report["median_seconds"] <= args.limit and report["temp_schemas_left"] == 0 and checks_ok
@@ -199,6 +222,7 @@ def main(argv=None) -> int:
 
 def update_docs(report, ok):
     """Replace this benchmark's section of docs/benchmarks.md, keeping the others."""
+    dc = report["data_checks"]
     write_section("schema", "\n".join([
         "## Schema dry-run (`scripts/bench_schema.py`)",
         "",
@@ -225,14 +249,20 @@ def update_docs(report, ok):
         "runs; the server's buffer pool (512 MiB) holds the table." % (
             "{:,}".format(report["data_checks"]["rows"]), report["data_checks"]["limit_ratio"], len(report["runs"])),
         "",
-        "| without the checks | with them | ratio | target | result | checks found |",
-        "| --- | --- | --- | --- | --- | --- |",
-        "| %.2f s (%s) | %.2f s (%s) | %.2fx | <= %.0fx | %s | %s |" % (
+        "| without the checks | with them | ratio | target | result | what they add | a bare COUNT(*) | checks found |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| %.2f s (%s) | %.2f s (%s) | %.2fx | <= %.0fx | %s | %.2f s (%.2fx the run without them) | %.2f s | %s |" % (
             report["data_checks"]["plan_seconds"], ", ".join("%.2f" % t for t in report["data_checks"]["plan_runs"]),
             report["data_checks"]["with_checks_seconds"],
             ", ".join("%.2f" % t for t in report["data_checks"]["check_runs"]),
             report["data_checks"]["ratio"] or 0, report["data_checks"]["limit_ratio"],
-            "met" if ok else "MISSED", ", ".join("%s: %s rows" % c for c in report["data_checks"]["checks"])),
+            "met" if ok else "MISSED", dc["added_seconds"], dc["added_ratio"] or 0, dc["bare_scan_seconds"],
+            ", ".join("%s: %s rows" % c for c in dc["checks"])),
+        "",
+        "The issue's words are \"the time the data checks add ... must stay within 2x the time of the plan without "
+        "them\"; the target column reads them strictly (the run with the checks within 2x the run without them); "
+        "the added time against the run without them is shown beside it. A bare COUNT(*) of the table, on one "
+        "connection, is what reading the rows once costs here.",
         "",
         "What bounds the ratio: the checks read every row of the columns no index answers (here one scan of the "
         "table with four predicates, split over the two cores), while the dry-run without them, on a copy of the "

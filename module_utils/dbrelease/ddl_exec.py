@@ -273,7 +273,7 @@ class Runner:
     calls, `report()` the record of it."""
 
     def __init__(self, params, server, alters=(), topology_info=None, connect_fn=connect, clock=time.monotonic,
-                 sleep=time.sleep, rand=random.random, which=None):
+                 sleep=time.sleep, rand=random.random, which=None, progress=None, should_stop=None, total=None):
         self.params = params
         self.server = server
         self.opts = options(params)
@@ -285,6 +285,11 @@ class Runner:
         self.records = []
         self.caps = None
         self.notes = []
+        # Run as a job (module_utils/dbrelease/job.py): `progress(snapshot)` reports the statement in progress (see
+        # progress_line), `should_stop()` returns why the job was cancelled; `total` counts the statements to run.
+        self.progress_fn, self.should_stop = progress, should_stop or (lambda: None)
+        self.total = total
+        self._current = None
 
     # -- public -------------------------------------------------------------------------------------------------
     def apply(self, conn, db, statements):
@@ -312,6 +317,7 @@ class Runner:
                     record = self._record(st)
                     self.records.append(record)
                     try:
+                        self._stop_point(record, "before it ran")
                         self._one(conn, guard, watchdog, replicas, own, db, st, record)
                     except StatementFailed as exc:
                         record["error"] = exc.error
@@ -365,6 +371,41 @@ class Runner:
             },
         }
 
+    # -- progress and cancellation (run as a job) ----------------------------------------------------------------
+    def _report(self, record, state, **extra):
+        """Report the statement in progress: `state` is checking locks, waiting for locks, waiting for replica lag,
+        running, online."""
+        if self.progress_fn is None:
+            return
+        if self._current is None or self._current["record"] is not record:
+            self._current = {"record": record, "started": self.clock()}
+        snapshot = {"stage": "applying", "statement": record["statement"], "number": len(self.records),
+                    "of": self.total, "tables": record["tables"], "route": record["route"],
+                    "algorithm": record["algorithm_clause"], "state": state, "attempt": record["attempts"],
+                    "elapsed_seconds": round(self.clock() - self._current["started"], 1)}
+        snapshot.update(extra)
+        try:
+            self.progress_fn(snapshot)
+        except OSError:  # the status file could not be written: the statement goes on
+            pass
+
+    def _stop_point(self, record, where):
+        """Raise StatementFailed when the job was cancelled (or its lease expired)."""
+        reason = self.should_stop()
+        if reason:
+            raise StatementFailed("%s %s; it did not take effect" % (reason, where))
+
+    def _sleeper(self, record, state):
+        """The sleep of the lock guard and the lag gate: reports the wait, and stops it when the job is cancelled."""
+
+        def sleep(seconds):
+            self._stop_point(record, "while %s" % state)
+            self._report(record, state, waited_seconds=round(record["waited_seconds"], 1))
+            self.sleep(seconds)
+            self._stop_point(record, "while %s" % state)
+
+        return sleep
+
     # -- one statement ------------------------------------------------------------------------------------------
     def _record(self, st):
         alter = self.alters.get((st["file"], st["index"]))
@@ -393,6 +434,7 @@ class Runner:
                 self._online(guard, watchdog, replicas, db, st, record)
                 record["seconds"] = round(self.clock() - started, 3)
                 return
+            self._report(record, "running")
             watchdog.start(ddl_id=conn.thread_id())
             t0 = self.clock()
             try:
@@ -420,6 +462,7 @@ class Runner:
                 if self.clock() + pause >= deadline:
                     raise StatementFailed(self._exhausted(guard, own, db, record, suspects)) from None
                 retry["backoff_seconds"] = round(pause, 2)
+                self._stop_point(record, "before retrying it")
                 self.sleep(pause)
                 attempt += 1
                 continue
@@ -430,11 +473,21 @@ class Runner:
     def _guard(self, guard, own, db, record, deadline, suspects=()):
         """Wait for the blockers (lock_guard.wait_until_clear); returns the transactions open at the passing
         check."""
+        self._report(record, "checking locks")
+        sleep = self._sleeper(record, "waiting for locks")
+
+        def on_wait(blockers):
+            self._stop_point(record, "while waiting for locks")
+            self._report(record, "waiting for locks", blockers=[b["description"] for b in blockers][:3],
+                         blockers_count=len(blockers))
+
         try:
             seen = lock_guard.wait_until_clear(
                 guard, self.caps, db, record["tables"], own, deadline,
                 min_trx_seconds=self.opts["lock_wait_timeout"], refuse=self.opts["lock_blockers"] == "refuse",
-                kill_accounts=self.opts["kill_idle_blockers"], suspects=suspects, clock=self.clock, sleep=self.sleep)
+                kill_accounts=self.opts["kill_idle_blockers"], suspects=suspects, clock=self.clock,
+                sleep=lambda s: self.sleep(s) if self.progress_fn is None else sleep(s),
+                on_wait=on_wait if self.progress_fn is not None else None)
         except lock_guard.Blocked as exc:
             record["lock_checks"] += exc.checks
             record["lock_check_seconds"] = round(record["lock_check_seconds"] + exc.check_seconds, 4)
@@ -486,7 +539,9 @@ class Runner:
             return
         deadline = self.clock() + self.opts["replica_lag_wait_seconds"]
         try:
-            seen = replicas.wait(self.opts["replica_max_lag"], deadline, clock=self.clock, sleep=self.sleep)
+            seen = replicas.wait(self.opts["replica_max_lag"], deadline, clock=self.clock,
+                                 sleep=self.sleep if self.progress_fn is None else
+                                 self._sleeper(record, "waiting for replica lag"))
         except topology.LagTooHigh as exc:
             record["replica_lag"] = exc.lags
             raise StatementFailed("refused before it ran: " + exc.message(), replica_lag=exc.lags) from None
@@ -504,14 +559,19 @@ class Runner:
                 "max_lag": self.opts["replica_max_lag"], "lag_wait_seconds": self.opts["replica_lag_wait_seconds"],
                 "replicas": self.opts["replicas"]}
         binary = (self.which or online_alter.shutil.which)(tool)
+        live = {}
+        if self.progress_fn is not None:
+            live = {"progress": lambda tool_state: self._report(record, "online", online=tool_state),
+                    "should_stop": self.should_stop}
         try:
             if tool == online_alter.GH_OST:
                 record["online"] = online_alter.run_gh_ost(self.params, guard, db, parts[0], parts[1], opts, binary,
-                                                           replicas=replicas, watchdog=watchdog, clock=self.clock)
+                                                           replicas=replicas, watchdog=watchdog, clock=self.clock,
+                                                           **live)
             else:
                 record["online"] = online_alter.run_pt_osc(self.params, guard, db, parts[0], parts[1], opts, binary,
                                                            replicas=replicas, watchdog=watchdog, sql=st["sql"],
-                                                           clock=self.clock)
+                                                           clock=self.clock, **live)
         except online_alter.OnlineFailure as exc:
             record["online"] = exc.report
             raise StatementFailed(exc.message) from None
@@ -553,3 +613,58 @@ def _merge(known, new):
     for b in new:
         by_id[b["id"]] = b
     return sorted(by_id.values(), key=lambda b: b["id"])
+
+
+def progress_line(snapshot) -> str | None:
+    """The controller's line for a progress snapshot of schema_apply's job (what Runner reports), e.g.
+    `schema: statement 2/3 release.sql #2 (line 4) on entries, online via pt-online-schema-change: 45% copied,
+    00:03 remain (12.0 s)`. None when there is nothing to say. The time in brackets is the statement's (or the
+    tool's) elapsed time when reported, plus `age_seconds`, how long ago that was (a direct statement reports once,
+    when it starts)."""
+    if not snapshot:
+        return None
+    age = float(snapshot.get("age_seconds") or 0)
+    stage = snapshot.get("stage")
+    if stage in ("starting", "planning"):
+        return "schema: planning on a temporary copy of the schema%s" % (
+            " (%s s)" % _seconds(snapshot["elapsed_seconds"] + age) if snapshot.get("elapsed_seconds") is not None
+            else "")
+    if stage != "applying":
+        return None
+    ref = snapshot.get("statement") or {}
+    number = "statement %s%s " % (snapshot.get("number") or "?", "/%s" % snapshot["of"] if snapshot.get("of") else "")
+    where = "%s #%s (line %s)" % (ref.get("file"), ref.get("index"), ref.get("line"))
+    tables = snapshot.get("tables") or []
+    on = " on %s" % ", ".join(tables) if tables else ""
+    route = snapshot.get("route") or "direct"
+    how = ("online via %s" % route if route != "direct" else
+           "direct %s" % snapshot["algorithm"] if snapshot.get("algorithm") else "direct, as written")
+    state = snapshot.get("state")
+    if state == "online":
+        tool = snapshot.get("online") or {}
+        parts = []
+        if tool.get("percent") is not None:
+            parts.append("%d%% copied, %s remain" % (tool["percent"], tool.get("remaining") or "?"))
+        if tool.get("paused"):
+            parts.append("paused: %s" % tool["paused"])
+        if not parts:
+            parts.append((tool.get("step") or "starting").rstrip("."))
+        what = ", ".join(parts)
+        elapsed = tool.get("elapsed_seconds")
+    elif state == "waiting for locks":
+        blockers = snapshot.get("blockers") or []
+        what = "waiting for %d session(s) holding or waiting for locks it needs%s, %s s waited" % (
+            snapshot.get("blockers_count") or len(blockers), (": " + " | ".join(blockers)) if blockers else "",
+            _seconds(snapshot.get("waited_seconds") or 0))
+        elapsed = snapshot.get("elapsed_seconds")
+    else:
+        what = state or "running"
+        if state == "running" and (snapshot.get("attempt") or 0) > 1:
+            what += " (attempt %d)" % snapshot["attempt"]
+        elapsed = snapshot.get("elapsed_seconds")
+    return "schema: %s%s%s, %s: %s%s" % (number, where, on, how, what,
+                                          " (%s s)" % _seconds(elapsed + age) if elapsed is not None else "")
+
+
+def _seconds(value) -> str:
+    return "%.1f" % float(value)

@@ -429,13 +429,14 @@ def backoff(attempt, base=0.1, cap=2.0, rand=random.random):
 
 
 def wait_until_clear(conn, caps, db, tables, own_ids, deadline, *, min_trx_seconds=0, refuse=False,
-                     kill_accounts=(), suspects=(), clock=time.monotonic, sleep=time.sleep):
+                     kill_accounts=(), suspects=(), clock=time.monotonic, sleep=time.sleep, on_wait=None):
     """Wait, with back-off, until no session blocks a DDL on `tables`; returns what was seen
     (`{"waited", "checks", "blockers_seen", "killed", "check_seconds", "open_transactions"}`, the last being
     open_transactions() of the passing check) or raises Blocked at `deadline`.
 
     Idle sessions of the accounts in `kill_accounts` that hold a lock the DDL needs are killed (KILL CONNECTION:
-    their open transaction rolls back); nothing else ever is.
+    their open transaction rolls back); nothing else ever is. `on_wait(blockers)` (described) is called before each
+    back-off.
     """
     started = clock()
     seen, killed = {}, []
@@ -462,6 +463,8 @@ def wait_until_clear(conn, caps, db, tables, own_ids, deadline, *, min_trx_secon
         if refuse or remaining <= 0:
             raise Blocked([dict(b, description=describe(b)) for b in blockers], round(clock() - started, 3), killed,
                           checks, round(check_seconds, 4))
+        if on_wait is not None:
+            on_wait([dict(b, description=describe(b)) for b in blockers])
         sleep(min(remaining, backoff(attempt)))
         attempt += 1
 

@@ -218,13 +218,16 @@ class OnlineFailure(Exception):
 
 
 def run_pt_osc(params, conn, db, table, clauses, opts, binary, replicas=None, watchdog=None, sql=None,
-               clock=time.monotonic):
+               clock=time.monotonic, progress=None, should_stop=None):
     """Run pt-online-schema-change for one ALTER; returns its report or raises OnlineFailure.
 
     `conn` is the guard's connection (facts, clean-up). `replicas` (topology.Replicas) are checked every second:
     while one lags over `opts["max_lag"]` (or its lag is unknown) the copy pauses; paused longer than
     `opts["lag_wait_seconds"]`, the change is aborted. `watchdog` (lock_guard.Watchdog) watches the tool's own
     DDL sessions (CREATE/DROP TRIGGER, RENAME TABLE) and kills one that others queue behind; the tool retries it.
+    `progress(tool_state)` is called every second with what the tool last said (`tool_state`); when
+    `should_stop()` returns a reason the tool is interrupted, and its triggers and new table dropped, as for any
+    abort.
     """
     facts = table_facts(conn, db, table)
     prefix = trigger_prefix(db, table)
@@ -240,7 +243,7 @@ def run_pt_osc(params, conn, db, table, clauses, opts, binary, replicas=None, wa
                               preserve_triggers=bool(facts["triggers"]), child_tables=facts["child_tables"] > 0,
                               adds_unique=adds_unique_key(sql or ("ALTER TABLE t " + clauses)))
         report, out = _monitor(PT_OSC, argv, table, clauses, opts, None, None, replicas, watchdog,
-                               _pt_osc_ddl_matcher(db, table, prefix), clock)
+                               _pt_osc_ddl_matcher(db, table, prefix), clock, progress, should_stop)
     if report["exit_code"] == 0 and "Successfully altered" in out:
         report["ok"] = True
         return report
@@ -251,7 +254,8 @@ def run_pt_osc(params, conn, db, table, clauses, opts, binary, replicas=None, wa
     raise _failure(conn, db, table, facts, report, out, swapped)
 
 
-def run_gh_ost(params, conn, db, table, clauses, opts, binary, replicas=None, watchdog=None, clock=time.monotonic):
+def run_gh_ost(params, conn, db, table, clauses, opts, binary, replicas=None, watchdog=None, clock=time.monotonic,
+               progress=None, should_stop=None):
     """Run gh-ost for one ALTER (MySQL with row-based binary logs, over TCP); returns its report or raises
     OnlineFailure. Not exercised by this project's tests: gh-ost and MySQL are not installed where they run."""
     facts = table_facts(conn, db, table)
@@ -270,7 +274,7 @@ def run_gh_ost(params, conn, db, table, clauses, opts, binary, replicas=None, wa
                               db, table, clauses, opts, pause_file, panic_file, throttle_replicas)
         report, out = _monitor(GH_OST, argv, table, clauses, opts, pause_file, panic_file, replicas, watchdog,
                                lambda info: bool(re.match(r"^\s*(LOCK\s+TABLES|RENAME\s+TABLE)", info or "", re.I))
-                               and table in (info or ""), clock)
+                               and table in (info or ""), clock, progress, should_stop)
     if report["exit_code"] == 0 and "Done migrating" in out:
         report["ok"] = True
         return report
@@ -323,9 +327,11 @@ def _resume(proc, pause_file):
         os.killpg(proc.pid, signal.SIGCONT)
 
 
-def _monitor(tool, argv, table, clauses, opts, pause_file, panic_file, replicas, watchdog, matcher, clock):
+def _monitor(tool, argv, table, clauses, opts, pause_file, panic_file, replicas, watchdog, matcher, clock,
+             progress=None, should_stop=None):
     """Start the tool and watch it until it exits: replica lag pauses it (and aborts it when paused too long),
-    the watchdog watches its DDL sessions. Returns (report, the tool's whole output)."""
+    the watchdog watches its DDL sessions, `progress` hears what it says every second, `should_stop` aborts it.
+    Returns (report, the tool's whole output)."""
     report = {"tool": tool, "table": table, "alter": clauses, "ok": False, "progress": [], "pauses": [],
               "paused_seconds": 0.0, "lag_max": None, "watchdog": [], "aborted": None, "argv": argv}
     started = clock()
@@ -365,6 +371,15 @@ def _monitor(tool, argv, table, clauses, opts, pause_file, panic_file, replicas,
             if watchdog is not None and watchdog.event:
                 report["watchdog"].append(watchdog.event)
                 watchdog.start(match=matcher)
+            stop = should_stop() if should_stop is not None else None
+            if stop:
+                report["aborted"] = stop
+                if paused_since is not None:
+                    _resume(proc, pause_file)
+                _interrupt(proc, panic_file)
+                break
+            if progress is not None:
+                progress(tool_state(lines, clock() - started, "replica lag" if paused_since is not None else None))
             try:
                 proc.wait(timeout=1.0)
             except subprocess.TimeoutExpired:
@@ -391,6 +406,32 @@ def _monitor(tool, argv, table, clauses, opts, pause_file, panic_file, replicas,
                           for t, name, text in lines if name == "err" for m in [_PROGRESS_RE.match(text)] if m]
     report["output_tail"] = [text for _, _, text in lines if text.strip()][-25:]
     return report, "\n".join(text for _, _, text in lines)
+
+
+_PAUSING_RE = re.compile(r"^Pausing because (.+?)\.?$")
+_STAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\s+")
+
+
+def tool_state(lines, elapsed, paused_by=None) -> dict:
+    """What the tool last said, from its lines `[(seconds, "out"|"err", text)]`: `percent` and `remaining` of its
+    last progress line (pt-osc's `--progress`: `Copying `db`.`t`:  45% 00:03 remain`), `paused` (why it waits:
+    its own `Pausing because Threads_running=30.` when that is its latest line, or `paused_by`, this module's replica
+    lag pause), `step` (its latest step line, timestamp removed), `elapsed_seconds`."""
+    state = {"percent": None, "remaining": None, "paused": paused_by, "step": None,
+             "elapsed_seconds": round(elapsed, 1)}
+    for _, _, text in list(lines):
+        text = text.strip()
+        match = _PROGRESS_RE.match(text)
+        pausing = _PAUSING_RE.match(text)
+        if match:
+            state.update(percent=int(match.group(1)), remaining=match.group(2))
+            state["paused"] = paused_by
+        elif pausing:
+            state["paused"] = paused_by or pausing.group(1)
+        elif text and not text.startswith(("#", "Operation", " ")) and _STAMP_RE.match(text):
+            state["step"] = _STAMP_RE.sub("", text)
+            state["paused"] = paused_by
+    return state
 
 
 def _read_lines(stream, name, lines, started, clock):

@@ -189,6 +189,7 @@ def test_without_lock_information_the_watchdog_kills_the_ddl_the_application_que
     blocker = idle_transaction_on_outbox(plain_server, db)
     try:
         with AppQueries(plain_server, db) as app:
+            app_id = app.conn.thread_id()
             with pytest.raises(schema_apply.SchemaFailure) as err:
                 schema_apply.run(params(plain_server, db, RELEASE, tmp_path, lock_wait_timeout=60,
                                         lock_budget_seconds=4, watchdog_queue_seconds=0.5))
@@ -204,7 +205,11 @@ def test_without_lock_information_the_watchdog_kills_the_ddl_the_application_que
                "watchdog because sessions queued behind it" in msg
         assert "session %d app_rw@" % blocker.thread_id() in msg and "tables it holds unknown" in msg
         assert "its transaction was open all the time the statement waited for its metadata lock" in msg
-        assert [b["id"] for b in alter["blockers"]] == [blocker.thread_id()]
+        # The idle transaction is named. The application's own query may be named too, as a statement running on
+        # outbox, when the last look at the process list caught one in flight (more likely on a loaded machine).
+        named = {b["id"]: b["kind"] for b in alter["blockers"]}
+        assert blocker.thread_id() in named and set(named) <= {blocker.thread_id(), app_id}, named
+        assert named.get(app_id, "statement") == "statement", named
         # Never longer than the lock wait timeout: the watchdog cut the one wait at about half a second.
         assert app.errors == [] and app.worst < 1.5, app.worst
         assert "trace_id" not in columns(plain_server, db)
