@@ -1,7 +1,7 @@
 """Checks the inputs of every role a run uses against the role's argument specs, once, in the preflight play.
 
 Ansible validates a role's inputs against `meta/argument_specs.yml` with one task at every import or include of the
-role (a worker process each): fourteen per release of the demo. The plays of release.yml import their roles with
+role (a worker process each). The plays of release.yml import their roles with
 `rolespec_validate` off instead, and this action, the first task of the preflight play, validates the same specs
 with the same validator, before anything else runs: each named entry point's options, with the values the role
 would see (the play's variables, the inventory and extra vars, over the role's `defaults/main.yml`). A phase

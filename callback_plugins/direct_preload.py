@@ -10,8 +10,8 @@ short_description: Import PyMySQL and the project's connection helpers once, bef
 description:
   - Each task runs in a worker process forked from Ansible's main process. A project module run directly in the
     worker (C(plugins/plugin_utils/direct.py) of the dbrelease.core collection) imports PyMySQL and
-    C(module_utils/dbrelease/db.py) in every such worker, some twenty times per release of the demo. Imported here,
-    once, when Ansible loads its callbacks, every worker inherits them (C(docs/benchmarks.md)).
+    C(module_utils/dbrelease/db.py) again in every such worker. Imported here, once, when Ansible loads its
+    callbacks, every worker inherits them.
   - Does nothing else. When PyMySQL is not installed on the controller (every module runs on remote hosts), or with
     C(DBRELEASE_DIRECT=0) (no direct execution), it imports nothing.
   - Loaded from C(callback_plugins/) (named in ansible.cfg), no C(callbacks_enabled) needed.
