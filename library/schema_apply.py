@@ -1493,9 +1493,23 @@ def main():
         JOBS.serve(module, params)
     require_pymysql(module)
     if params["mode"] == "start" and not module.check_mode:
+        # Never two schema runs on one database from this host: a run whose controller was killed leaves its job
+        # running until the job's lease expires (it then stops before its next statement and removes its copy).
+        about = {"db": params["db"], "endpoint": endpoint(params)}
+        waited, others = JOBS.wait_for_others(params["lease_seconds"] + 60, **about)
+        if others:
+            module.fail_json(msg="a schema run of an earlier release is still running against %s on this host (job "
+                                 "pid %s, started %s): it stops by itself within %d s of its controller's last poll "
+                                 "(lease_seconds); waited %.0f s. Rerun once it has ended, or stop it with "
+                                 "kill -TERM %s." % (params["db"], others[0].get("pid"),
+                                                     time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                   time.gmtime(others[0].get("started") or 0)),
+                                                     params["lease_seconds"], waited, others[0].get("pid")))
         job_dir = JOBS.new_job_dir()
-        pid = JOBS.start(job_dir, job_work(module), params["lease_seconds"])
-        module.exit_json(changed=False, finished=False, job_dir=job_dir, pid=pid)
+        pid = JOBS.start(job_dir, job_work(module), params["lease_seconds"], about=about)
+        note = ("waited %.0f s for the schema run of an earlier release (its controller gone) to stop" % waited
+                if waited else None)
+        module.exit_json(changed=False, finished=False, job_dir=job_dir, pid=pid, waited_note=note)
     finish(module, lambda: run(params, check_mode=module.check_mode, diff_mode=module._diff))
 
 

@@ -100,8 +100,35 @@ class Jobs:
         return None
 
     # -- the worker ---------------------------------------------------------------------------------------------
-    def start(self, job_dir, work, lease_s):
-        """Fork a detached worker running `work(report, should_stop)` -> result dict; return its pid.
+    def live(self, **match) -> list[dict]:
+        """The jobs of this kind running now (their worker alive) whose `about` (see start()) has every item of
+        `match`: their status dicts, with `job_dir`."""
+        found = []
+        base = tempfile.gettempdir()
+        for name in sorted(os.listdir(base)):
+            path = os.path.join(base, name)
+            if not self._re.match(name) or not os.path.isdir(path):
+                continue
+            current = read_status(path)
+            about = current.get("about") or {}
+            if current.get("state") in ("running", "starting") and pid_alive(current.get("pid")) and all(
+                    about.get(k) == v for k, v in match.items()):
+                found.append(dict(current, job_dir=path))
+        return found
+
+    def wait_for_others(self, timeout_s, every=1.0, **match) -> tuple[float, list[dict]]:
+        """Wait (up to `timeout_s`) until no job of this kind matching `match` runs: (seconds waited, the jobs still
+        running). A job whose controller was killed stops by itself once its lease expires."""
+        started = time.monotonic()
+        while True:
+            others = self.live(**match)
+            if not others or time.monotonic() - started >= timeout_s:
+                return round(time.monotonic() - started, 1), others
+            time.sleep(every)
+
+    def start(self, job_dir, work, lease_s, about=None):
+        """Fork a detached worker running `work(report, should_stop)` -> result dict; return its pid. `about` (a
+        small dict, e.g. the database) is kept in every status the worker writes, for live().
 
         `report(snapshot)` writes progress; `should_stop()` returns a reason when cancelled or the lease expired.
         The worker writes {"state": "done", "result": ...} or {"state": "failed", "msg": ...} and exits.
@@ -126,11 +153,11 @@ class Jobs:
                 os._exit(0)
             os.close(write_fd)
             _detach_stdio()
-            self._run_worker(job_dir, work, lease_s)
+            self._run_worker(job_dir, work, lease_s, about)
         finally:
             os._exit(0)
 
-    def _run_worker(self, job_dir, work, lease_s):
+    def _run_worker(self, job_dir, work, lease_s, about=None):
         stop = {"reason": None}
 
         def on_term(signum, frame):
@@ -151,7 +178,7 @@ class Jobs:
         signal.signal(signal.SIGINT, on_term)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         threading.Thread(target=watchdog, daemon=True).start()
-        base = {"pid": os.getpid(), "started": time.time()}
+        base = {"pid": os.getpid(), "started": time.time(), "about": about or {}}
 
         def report(snapshot):
             write_status(job_dir, dict(base, state="running", progress=snapshot, reported=time.time()))

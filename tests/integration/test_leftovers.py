@@ -197,10 +197,12 @@ def test_a_killed_dump_leaves_its_partial_which_only_a_dead_writer_loses_and_its
     try:
         partial = wait_for(lambda: [backup_dir / n for n in os.listdir(backup_dir) if n.endswith(".partial")],
                            what="the partial dump")[0]
-        dump_pid = wait_for(lambda: [int(p) for p in os.listdir("/proc") if p.isdigit() and
-                                     b"mariadb-dump" in _cmdline(p) and big_db.encode() in _cmdline(p)],
-                            what="the dump client")[0]
-        argv = _cmdline(str(dump_pid)).split(b"\0")
+        # The client itself, once exec'd: argv[0] is the dump binary (the dump starts as `stdbuf ... mariadb-dump`,
+        # which then execs it; in between, the same pid's command line can read empty). Read once, kept.
+        dump_pid, argv = wait_for(lambda: [(int(p), argv) for p in os.listdir("/proc") if p.isdigit()
+                                           for argv in [_cmdline(p).split(b"\0")]
+                                           if os.path.basename(argv[0]) in (b"mariadb-dump", b"mysqldump")
+                                           and big_db.encode() in argv], what="the dump client")[0]
         option = [a for a in argv if a.startswith(b"--defaults-extra-file=")]
         assert option and option[0].startswith(b"--defaults-extra-file=/dev/fd/"), argv
         assert os.listdir(opt_dirs) == [], "an option file was written to disk"

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -144,8 +145,23 @@ def kill_tree(pid: int):
             pass
 
 
+def schema_job_workers():
+    """The pids of the schema jobs running on this host (module_utils/dbrelease/job.py: their status files)."""
+    pids = []
+    for status in Path(tempfile.gettempdir()).glob("dbrelease-schema-job-*/status.json"):
+        try:
+            pid = json.loads(status.read_text()).get("pid")
+        except (OSError, ValueError):
+            continue
+        if pid:
+            pids.append(int(pid))
+    return pids
+
+
 def kill_mid_plan(setup):
-    """Start a release and SIGKILL it, ansible-playbook and its workers, while the schema plan's copy exists."""
+    """Start a release and SIGKILL it while the schema plan's copy exists: ansible-playbook, its workers, and the
+    schema job it started on the database host (which would otherwise outlive its controller until its lease
+    expires), as when the machine running both goes down."""
     box = setup["box"]
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "release.yml", "-i", str(setup["inventory"]),
@@ -160,7 +176,10 @@ def kill_mid_plan(setup):
             time.sleep(0.01)
         with blocker.cursor() as cur:
             cur.execute("FLUSH TABLES WITH READ LOCK")  # the plan's next statement waits: frozen mid-plan
+        workers = schema_job_workers()
         kill_tree(proc.pid)
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
         proc.wait(timeout=60)
     finally:
         with blocker.cursor() as cur:

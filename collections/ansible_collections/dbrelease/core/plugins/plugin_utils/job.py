@@ -86,6 +86,8 @@ class JobAction(DirectModuleAction):
             result.update(started)
             result.pop("finished", None)
             return result
+        if started.get("waited_note"):  # the start waited for an earlier run's job on the same target
+            display.warning("[%s] %s" % (host, started["waited_note"]))
         carried = {k: args[k] for k in self.carry + ("lease_seconds",) if args.get(k) is not None}
         job = dict(carried, mode="status", job_dir=started["job_dir"], wait_seconds=self.poll_seconds(args))
         # Ansible's worker process dies at once on SIGINT/SIGTERM (os._exit); while we poll, turn them into an
