@@ -608,7 +608,20 @@ class Hosts:
                 os.kill(int(pid), signal.SIGKILL)
             except (ProcessLookupError, ValueError):
                 pass
+        self._clear_shared_home_locks()
         return len(pids)
+
+    @staticmethod
+    def _clear_shared_home_locks():
+        """The namespaces share the controller's filesystem, home included. A shell of the crashed host's SSH
+        sessions may have been inside `pyenv rehash` (root's .bashrc runs `pyenv init`), whose lock file
+        (~/.pyenv/shims/.pyenv-shim) then stays: every later SSH command of every host, and the controller, would
+        wait 60 s for it. A separate machine's crash leaves its own disk, not the others': remove the lock once
+        no rehash holds it."""
+        lock = Path(os.path.expanduser(os.environ.get("PYENV_ROOT", "~/.pyenv"))) / "shims" / ".pyenv-shim"
+        rehashing = subprocess.run(["pgrep", "-f", "pyenv-rehash"], capture_output=True, text=True).stdout.split()
+        if lock.exists() and not rehashing:
+            lock.unlink(missing_ok=True)
 
     def revive(self, host):
         """Power back on: link up, then the topology's idempotent `up` restarts sshd and mariadbd."""
