@@ -100,20 +100,9 @@ options:
     type: str
     choices: [run, start, status, cancel]
     default: run
-  job_dir:
-    description: Job directory returned by I(mode=start); for C(status) and C(cancel).
-    type: path
-  wait_seconds:
-    description: With I(mode=status), wait up to this long for the job to end before answering (a long poll;
-      the end is seen within 0.1 s). At most half of I(lease_seconds).
-    type: float
-    default: 0
-  lease_seconds:
-    description: A detached job stops (and removes its partial file) when no status call came for this long.
-    type: int
-    default: 120
 extends_documentation_fragment:
   - dbrelease.core.connection
+  - dbrelease.core.job
 attributes:
   check_mode:
     support: full

@@ -1,4 +1,5 @@
-"""Every module's and filter's DOCUMENTATION, EXAMPLES and RETURN parse as YAML (what ansible-doc needs)."""
+"""Every module's, filter's, lookup's and callback's DOCUMENTATION, EXAMPLES and RETURN parse as YAML
+(what ansible-doc needs)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 import yaml
 from conftest import ROOT
 
-FILES = sorted(list((ROOT / "library").glob("*.py")) + list((ROOT / "filter_plugins").glob("*.py")))
+FILES = sorted(p for d in ("library", "filter_plugins", "lookup_plugins", "callback_plugins")
+               for p in (ROOT / d).glob("*.py"))
 
 
 def doc_strings(path):
