@@ -8,8 +8,9 @@ and unique indexes, foreign keys to `users` on a third of them, a view for every
 
 Then fills `big_orders` with --rows rows (2 M) and plans a release that the data checks must verify against every
 row: a column made NOT NULL and shortened, a new CHECK, a character set narrowed to latin1, a new foreign key
-(over clean data, so the plan passes), alternately with the data checks and with them made a no-op: the run with
-them must stay within --checks-ratio (2) times the run without them.
+(over clean data, so the plan passes), alternately with the data checks and with them made a no-op: the time the
+checks add must stay within --checks-ratio (2) times the run without them (the issue's words). The ratio of the
+whole run with them to the run without them is printed beside it.
 
     .venv/bin/python scripts/bench_schema.py [--tables 200] [--runs 3] [--limit 5.0] [--rows 2000000] [--json]
 
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
                         help="what the temporary copy holds (schema_plan_copy); default referenced")
     parser.add_argument("--rows", type=int, default=2000000, help="rows of big_orders for the data checks (2 M)")
     parser.add_argument("--checks-ratio", type=float, default=2.0,
-                        help="plan plus data checks, at most this many times the plan without them")
+                        help="the time the data checks add, at most this many times the plan without them")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     # `make bench` passes the same extra arguments to every benchmark: ignore the ones meant for others.
@@ -207,20 +208,22 @@ def main(argv=None) -> int:
         print("plan: %s" % ", ".join("%s %s" % (a, o) for o, a in report["plan"]))
         print("temporary copy (%s): %s" % (args.copy, ", ".join("%d %s" % (n, k) for k, n in copied.items())))
         dc = report["data_checks"]
-        print("data checks on %d rows: dry-run %.2f s without them, %.2f s with them (%s): %.2fx, limit %.1fx"
+        print("data checks on %d rows: dry-run %.2f s without them, %.2f s with them (%s)"
               % (dc["rows"], dc["plan_seconds"], dc["with_checks_seconds"],
-                 ", ".join("%s=%s" % c for c in dc["checks"]), dc["ratio"], dc["limit_ratio"]))
-        print("the checks add %.2f s, %.2fx the dry-run without them; a bare COUNT(*) of the table takes %.2f s"
-              % (dc["added_seconds"], dc["added_ratio"], dc["bare_scan_seconds"]))
+                 ", ".join("%s=%s" % c for c in dc["checks"])))
+        print("the checks add %.2f s: %.2fx the dry-run without them, limit %.1fx (the whole run with them: %.2fx); "
+              "a bare COUNT(*) of the table takes %.2f s"
+              % (dc["added_seconds"], dc["added_ratio"], dc["limit_ratio"], dc["ratio"], dc["bare_scan_seconds"]))
     dc = report["data_checks"]
-    checks_ok = dc["ratio"] is not None and dc["ratio"] <= dc["limit_ratio"] and all(r == 0 for _c, r in dc["checks"])
+    checks_ok = (dc["added_ratio"] is not None and dc["added_ratio"] <= dc["limit_ratio"]
+                 and all(r == 0 for _c, r in dc["checks"]))
     ok = report["median_seconds"] <= args.limit and report["temp_schemas_left"] == 0 and checks_ok
     if not args.no_docs:
-        update_docs(report, ok)
+        update_docs(report, checks_ok)
     return 0 if ok else 1
 
 
-def update_docs(report, ok):
+def update_docs(report, checks_ok):
     """Replace this benchmark's section of docs/benchmarks.md, keeping the others."""
     dc = report["data_checks"]
     write_section("schema", "\n".join([
@@ -245,24 +248,26 @@ def update_docs(report, ok):
         "checks and with them made a no-op (the plan without them: copy, statements on the copy, diff). The "
         "checks count the offending rows against the real table: one scan for the row-level ones (two key ranges "
         "on two connections), the foreign key by its index's distinct values; they start as soon as the last "
-        "statement ran on the copy. Target: the run with them within %.0fx the run without them. Medians of %d "
+        "statement ran on the copy. Target: the time they add within %.0fx the run without them. Medians of %d "
         "runs; the server's buffer pool (512 MiB) holds the table." % (
             "{:,}".format(report["data_checks"]["rows"]), report["data_checks"]["limit_ratio"], len(report["runs"])),
         "",
-        "| without the checks | with them | ratio | target | result | what they add | a bare COUNT(*) | checks found |",
+        "| without the checks | with them | what they add | target | result | with / without | a bare COUNT(*) "
+        "| checks found |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        "| %.2f s (%s) | %.2f s (%s) | %.2fx | <= %.0fx | %s | %.2f s (%.2fx the run without them) | %.2f s | %s |" % (
+        "| %.2f s (%s) | %.2f s (%s) | %.2f s = %.2fx the run without them | <= %.0fx | %s | %.2fx | %.2f s | %s |" % (
             report["data_checks"]["plan_seconds"], ", ".join("%.2f" % t for t in report["data_checks"]["plan_runs"]),
             report["data_checks"]["with_checks_seconds"],
             ", ".join("%.2f" % t for t in report["data_checks"]["check_runs"]),
-            report["data_checks"]["ratio"] or 0, report["data_checks"]["limit_ratio"],
-            "met" if ok else "MISSED", dc["added_seconds"], dc["added_ratio"] or 0, dc["bare_scan_seconds"],
+            dc["added_seconds"], dc["added_ratio"] or 0, report["data_checks"]["limit_ratio"],
+            "met" if checks_ok else "MISSED", report["data_checks"]["ratio"] or 0, dc["bare_scan_seconds"],
             ", ".join("%s: %s rows" % c for c in dc["checks"])),
         "",
         "The issue's words are \"the time the data checks add ... must stay within 2x the time of the plan without "
-        "them\"; the target column reads them strictly (the run with the checks within 2x the run without them); "
-        "the added time against the run without them is shown beside it. A bare COUNT(*) of the table, on one "
-        "connection, is what reading the rows once costs here.",
+        "them\"; the target column reads them so (what the checks add, against the run without them). The ratio "
+        "of the whole run with them to the run without them is shown beside it: the stricter reading, under which "
+        "the checks could add at most one run without them. A bare COUNT(*) of the table, on one connection, is "
+        "what reading the rows once costs here.",
         "",
         "What bounds the ratio: the checks read every row of the columns no index answers (here one scan of the "
         "table with four predicates, split over the two cores), while the dry-run without them, on a copy of the "
