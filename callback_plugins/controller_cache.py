@@ -43,18 +43,19 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_play_start(self, play):
         """The data of the play's vars_files (plain paths only), compiled with the play's first task."""
-        if not self._installed.get("compile"):
+        self._play_values = ()
+        loader = getattr(play, "_loader", None)
+        if not self._installed.get("compile") or loader is None:
             return
         values = []
-        loader = getattr(play, "_loader", None)
-        for entry in play.get_vars_files() if hasattr(play, "get_vars_files") else []:
-            for path in entry if isinstance(entry, list) else [entry]:
-                if loader is None or not isinstance(path, str) or "{" in path:
-                    continue
-                try:
-                    values.append(loader.load_from_file(path, cache="vaulted", unsafe=True, trusted_as_template=True))
-                except Exception:  # noqa: BLE001 - the variable manager reports a missing or broken file
-                    pass
+        try:
+            for entry in play.get_vars_files():
+                for path in entry if isinstance(entry, list) else [entry]:
+                    if isinstance(path, str) and "{" not in path:
+                        values.append(loader.load_from_file(path, cache="vaulted", unsafe=True,
+                                                            trusted_as_template=True))
+        except Exception as exc:  # noqa: BLE001 - the variable manager reports a missing or broken file itself
+            self._display.vvv("controller_cache: vars_files not prewarmed: %s" % exc)
         self._play_values = tuple(values)
 
     def v2_playbook_on_task_start(self, task, is_conditional=None):

@@ -27,7 +27,7 @@ import os
 STATS = {"hits": 0, "misses": 0, "prewarmed": 0, "vars_files_hits": 0}
 _COMPILED: dict = {}
 _VARS_FILES: dict = {}
-_SEEN: set = set()  # ids of role/play variable sets already prewarmed
+_SEEN: set = set()  # ids of the roles and plays whose variables were prewarmed
 _INSTALLED: dict = {}
 # Above this many entries the compile cache stops growing (a safety bound; a release compiles about 700).
 MAX_ENTRIES = 20000
@@ -154,12 +154,11 @@ def _conditionals(task):
     return found
 
 
-def _once(obj, what):
-    """The variables of `obj` (a role or a play) to prewarm, the first time only."""
-    key = (id(obj), what)
-    if key in _SEEN:
-        return None
-    _SEEN.add(key)
+def _first_time(obj) -> bool:
+    """Whether the variables of `obj` (a role or a play, alive for the whole run) are seen for the first time."""
+    if id(obj) in _SEEN:
+        return False
+    _SEEN.add(id(obj))
     return True
 
 
@@ -171,11 +170,11 @@ def task_templates(task):
     for attr in ("args", "vars", "loop", "environment", "module_defaults", "loop_control"):
         template_strings(getattr(task, attr, None), templates)
     role = getattr(task, "_role", None)
-    if role is not None and _once(role, "role"):
+    if role is not None and _first_time(role):
         for attr in ("_default_vars", "_role_vars"):
             template_strings(getattr(role, attr, None), templates)
     play = getattr(task, "_play", None) or getattr(getattr(task, "_parent", None), "_play", None)
-    if play is not None and _once(play, "play"):
+    if play is not None and _first_time(play):
         template_strings(getattr(play, "vars", None), templates)
         template_strings(getattr(play, "module_defaults", None), templates)
     expressions = []
