@@ -306,6 +306,11 @@ class Topology:
             "MaxStartups 100:30:200",
             "MaxSessions 50",
             "LogLevel ERROR",
+            # The namespaces share the controller's home, so bash would source the controller's ~/.bashrc for every
+            # SSH command (Debian's bash does for a top-level shell run by sshd); on a machine whose .bashrc runs
+            # `pyenv init` that is 0.15-0.2 CPU-s per module run, and its rehash lock can hang the others. A host
+            # has its own dotfiles: with SHLVL already 1, the session's bash is not top-level and skips them.
+            "SetEnv SHLVL=1",
             "",
         ]))
         return conf

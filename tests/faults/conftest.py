@@ -147,6 +147,17 @@ class FaultRow:
                               proc.returncode, bad or "none", missing or "none",
                               failure_excerpt((proc.stdout or "") + (proc.stderr or ""))))
 
+    # -- across processes: under pytest-xdist a worker fills the row, the controller prints the table ------------
+    FIELDS = ("stopped_at", "cells", "forced", "outcome", "reason", "evidence")
+
+    def state(self) -> dict:
+        return {field: getattr(self, field) for field in self.FIELDS}
+
+    def load(self, state: dict):
+        for field in self.FIELDS:
+            setattr(self, field, state[field])
+        self.cells = {column: tuple(cell) for column, cell in self.cells.items()}
+
     def cell(self, column):
         if self.outcome == "skipped":
             return "not covered" if column == COLUMNS[0] else "-"
@@ -243,7 +254,29 @@ def pytest_runtest_makereport(item, call):
             row.reason = crash.message if crash is not None else str(report.longrepr)[-400:]
         elif report.when == "call" and report.passed:
             row.outcome = "passed"
+    if row is not None:
+        # The row travels with its report (pytest-xdist sends user_properties to the controller); a fresh list, since
+        # a report's list is its item's.
+        report.user_properties = [p for p in report.user_properties if p[0] != _ROW_PROPERTY]
+        report.user_properties.append((_ROW_PROPERTY, dict(row.state(), key=row.key, name=row.name,
+                                                           phase=row.expected_phase)))
     return report
+
+
+_ROW_PROPERTY = "fault_matrix_row"
+
+
+def pytest_runtest_logreport(report):
+    """Where the table is printed (this process, or the controller of pytest-xdist workers), each row is the one its
+    test's process filled in."""
+    for name, state in report.user_properties:
+        if name != _ROW_PROPERTY:
+            continue
+        row = next((r for r in MATRIX if r.key == state["key"]), None)
+        if row is None:  # the controller of pytest-xdist workers collects nothing itself
+            row = FaultRow(state["key"], state["name"], state["phase"])
+            MATRIX.append(row)
+        row.load(state)
 
 
 _SELF = sys.modules[__name__]
@@ -262,8 +295,14 @@ def row(request):
     return found
 
 
+def _key_order(key: str):
+    """Matrix order: "7a" after "6" and before "7b" and "8"."""
+    digits = len(key) - len(key.lstrip("0123456789"))
+    return (int(key[:digits] or 0), key[digits:])
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    rows = [r for r in MATRIX if r.outcome is not None]
+    rows = sorted((r for r in MATRIX if r.outcome is not None), key=lambda r: _key_order(r.key))
     if not rows:
         return
     header = ("fault",) + COLUMNS + ("result",)
