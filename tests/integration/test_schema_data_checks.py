@@ -204,3 +204,59 @@ def test_renames_are_planned_as_renames_and_keep_the_data(mariadb, hr, admin_par
         assert mariadb.sql("SELECT COUNT(`%s`) FROM %s.employees" % (column, hr))[0][0] == 2
     if "salaries TO badges" in text:
         assert mariadb.sql("SELECT COUNT(*) FROM %s.badges" % hr)[0][0] == rows["salaries"]
+
+
+# A new foreign key over an indexed integer column: the first look walks its distinct values (one index dive each,
+# datachecks.WALK_LIMIT at most) instead of reading every index entry; past the limit, the GROUP BY look runs. Odd
+# names (a % in a table name, a space in a column's) go through both, and the counts are exact either way.
+FK_TABLES = ("CREATE TABLE carriers (id INT PRIMARY KEY)",
+             "CREATE TABLE `100% shipments` (id INT AUTO_INCREMENT PRIMARY KEY, `carrier id` INT NULL, "
+             "KEY idx_carrier (`carrier id`))")
+FK_DDL = ("ALTER TABLE `100% shipments` ADD CONSTRAINT fk_ship_carrier FOREIGN KEY (`carrier id`) "
+          "REFERENCES carriers (id);\n")
+
+
+MANY = 40  # more values than the walk takes: the GROUP BY look
+
+
+@pytest.mark.parametrize("distinct, orphan_rows", [(3, 0), (3, 5), (MANY, 0), (MANY, 7)])
+def test_a_new_foreign_key_over_few_or_many_values_counts_its_orphans_exactly(mariadb, dbname, admin_params, distinct,
+                                                                                orphan_rows, monkeypatch):
+    from ansible.module_utils.dbrelease import datachecks
+
+    assert datachecks.WALK_LIMIT < MANY
+    walks = []
+    real_walk = datachecks._walk_values
+
+    def recorded(cur, walk, limit=datachecks.WALK_LIMIT):
+        walks.append(real_walk(cur, walk, limit))
+        return walks[-1]
+
+    monkeypatch.setattr(datachecks, "_walk_values", recorded)
+    mariadb.sql(list(FK_TABLES) + [
+        "INSERT INTO carriers (id) SELECT seq FROM seq_1_to_%d" % distinct,
+        # 300 rows per carrier, NULLs (never orphans) and, when asked, rows of carrier 9999, which does not exist.
+        "INSERT INTO `100%% shipments` (`carrier id`) SELECT 1 + seq %% %d FROM seq_1_to_%d" % (distinct,
+                                                                                             300 * distinct),
+        "INSERT INTO `100% shipments` (`carrier id`) SELECT NULL FROM seq_1_to_4"]
+        + (["INSERT INTO `100%% shipments` (`carrier id`) SELECT 9999 FROM seq_1_to_%d" % orphan_rows]
+           if orphan_rows else []), database=dbname)
+    conn = mariadb.root(database=dbname)
+    try:
+        with conn.cursor() as cur:
+            walk = {"first": "SELECT MIN(`carrier id`) FROM `100% shipments`",
+                    "next": "SELECT MIN(`carrier id`) FROM `100% shipments` WHERE `carrier id` > "}
+            walked = real_walk(cur, walk)
+    finally:
+        conn.close()
+    expected = list(range(1, distinct + 1)) + ([9999] if orphan_rows else [])
+    assert walked == (expected if len(expected) <= datachecks.WALK_LIMIT else None)
+    if orphan_rows:
+        failure = refused(admin_params, dbname, FK_DDL)
+        assert "%d orphan row(s) for the new foreign key fk_ship_carrier" % orphan_rows in failure.msg, failure.msg
+        assert [(c["check"], c["rows"]) for c in failure.result["data_checks"]] == [("foreign_key", orphan_rows)]
+    else:
+        result = schema_apply.run(params(admin_params, dbname, FK_DDL), check_mode=True)
+        assert [(c["check"], c["rows"]) for c in result["data_checks"]] == [("foreign_key", 0)]
+    # The check's first look was that walk (through the release's own statements), with what it found.
+    assert walks and walks[0] == walked, walks

@@ -208,3 +208,32 @@ def test_a_new_unique_key_over_an_added_column_with_a_constant_default_is_checke
 ])
 def test_the_destructive_override_allows_only_what_it_names(finding, allow, allowed):
     assert ddl_lint.allowed_destructive(finding, allow) is allowed
+
+
+@pytest.mark.parametrize("columns, types, walks", [
+    (["carrier_id"], {"carrier_id": "int(11)"}, True),
+    (["carrier_id"], {"carrier_id": "bigint(20) unsigned"}, True),
+    (["code"], {"code": "varchar(8)"}, False),  # strings compare under a collation: not walked
+    (["a", "b"], {"a": "int(11)", "b": "int(11)"}, False),  # one column only
+])
+def test_a_foreign_key_over_one_indexed_integer_column_is_walked(columns, types, walks):
+    spec = table([(c, col(t)) for c, t in types.items()],
+                 indexes={"idx": {"unique": False, "columns": [[c, None] for c in columns]}})
+    fk = {"columns": columns, "ref_columns": ["id"] * len(columns)}
+    parent = {"rows": "real", "table": "carriers", "schema": None, "exprs": {"id": "%s.`id`" % A}}
+    exprs = {c: "%s.`%s`" % (A, c) for c in columns}
+    probe = dc._orphan_values_sql("shop", "ships", fk, exprs, parent, spec)
+    walk = dc._orphan_values_sql("shop", "ships", fk, exprs, parent, spec, walk=True)
+    assert probe.startswith("SELECT COUNT(*) FROM (SELECT ") and "GROUP BY" in probe
+    if not walks:
+        assert walk is None
+        return
+    assert walk["first"] == "SELECT MIN(`carrier_id`) FROM `shop`.`ships`"
+    assert walk["next"] == "SELECT MIN(`carrier_id`) FROM `shop`.`ships` WHERE `carrier_id` > "
+    head, tail = walk["orphans"]
+    assert head + "SELECT 7 AS `k0`" + tail == probe.replace(
+        "SELECT `carrier_id` AS `k0` FROM `shop`.`ships` WHERE `carrier_id` IS NOT NULL GROUP BY `carrier_id`",
+        "SELECT 7 AS `k0`")
+    # No index leads with the column: neither look applies.
+    bare = table([(c, col(t)) for c, t in types.items()])
+    assert dc._orphan_values_sql("shop", "ships", fk, exprs, parent, bare, walk=True) is None
