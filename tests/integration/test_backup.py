@@ -374,6 +374,10 @@ def test_a_job_whose_controller_stops_polling_stops_itself_and_removes_its_parti
     with stalled_dump(mariadb, app_db, 30):
         started = run_module("db_backup", dict(args, mode="start"))
         assert started["finished"] is False and started["job_dir"]
+        # The detached job opens its partial file on its own time (later on a loaded machine): wait for it.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(n.endswith(".partial") for n in files_in(tmp_path)):
+            time.sleep(0.02)
         assert any(n.endswith(".partial") for n in files_in(tmp_path))
         # nobody polls: the lease (2 s) expires and the job stops, long before the 30 s stall ends
         deadline = time.monotonic() + 15
