@@ -131,10 +131,10 @@ class Playbook:
         return "\n".join(text for _, text in list(self.lines))
 
 
-def setup_release(server, tmp_path, alter):
+def setup_release(server, tmp_path, alter, rows=ROWS):
     db = "ledger_" + uuid.uuid4().hex[:6]
     server.sql("CREATE DATABASE `%s`" % db)
-    make_table(server, db, "entries", ROWS)
+    make_table(server, db, "entries", rows)
     ddl = tmp_path / "release.sql"
     ddl.write_text(alter)
     playbook = tmp_path / "schema_only.yml"
@@ -173,7 +173,10 @@ def release_record(tmp_path):
 
 
 def test_the_console_shows_the_online_change_while_it_runs(server, tmp_path):
-    db, playbook, inventory = setup_release(server, tmp_path, "ALTER TABLE entries MODIFY amount BIGINT NOT NULL;\n")
+    # Three times the rows: the copy must outlast pt-osc's first percent line (after 1 s) and the console's poll that
+    # shows it; with 300 000 rows a quiet machine could copy them all in between.
+    db, playbook, inventory = setup_release(server, tmp_path, "ALTER TABLE entries MODIFY amount BIGINT NOT NULL;\n",
+                                            rows=3 * ROWS)
     before = checksum(server, db, "entries")
     throttle = Throttle(server)
     try:
