@@ -492,12 +492,11 @@ class Lineage:
                                                                           if k != "columns"}:
                 continue
             parent = self._parent(fk)
+            probe, walk = _orphan_looks(self.db, line["origin"], fk, exprs_now, parent,
+                                        self.real_specs.get(line["origin"])) if now_ok else (None, None)
             add("foreign_key", list(fk["columns"]), query={
                 "sql_now": _orphans_sql(self.db, line["origin"], fk, exprs_now, parent, "now") if now_ok else None,
-                "probe_now": _orphan_values_sql(self.db, line["origin"], fk, exprs_now, parent,
-                                                self.real_specs.get(line["origin"])) if now_ok else None,
-                "walk_now": _orphan_values_sql(self.db, line["origin"], fk, exprs_now, parent,
-                                               self.real_specs.get(line["origin"]), walk=True) if now_ok else None,
+                "probe_now": probe, "walk_now": walk,
                 "sql_way": _orphans_sql(self.db, bname, fk, exprs_way, parent, "way"), "constraint": fname,
                 "parent": fk["ref_table"]})
 
@@ -551,30 +550,31 @@ def _textual(spec):
                                                               "longtext", "enum", "set")
 
 
-def _orphan_values_sql(db, table, fk, exprs, parent, real_spec, walk=False):
-    """A cheaper first look for a foreign key over plain columns of the real table that an index leads with: the
-    distinct child values (read from the index, one entry per value) without a parent. None where it does not
-    apply; when it finds values, the row count comes from the anti-join.
+def _orphan_looks(db, table, fk, exprs, parent, real_spec):
+    """(probe, walk): the cheaper first looks for a foreign key over plain columns of the real table that an index
+    leads with, each None where it does not apply. When a look finds values without a parent, the row count comes
+    from the anti-join (`_orphans_sql`).
 
-    With `walk`, for one integer column only: {"first", "next", "orphans"}, the statements of a walk over the
-    index's distinct values (`_walk_values`), which reads one index entry per value where the GROUP BY above may
-    read every entry (the optimizer picks a loose index scan only on fresh statistics). `next` is completed with
-    the last value, and `orphans` (the text before and after a derived table) with the values walked, to count
-    those without a parent; they are integers, written as literals."""
+    `probe`: the distinct child values (read from the index, one entry per value) without a parent, one statement.
+    `walk`, for one integer column only: {"first", "next", "orphans"}, the statements of a walk over the index's
+    distinct values (`_walk_values`), which reads one index entry per value where the probe's GROUP BY may read
+    every entry (the optimizer picks a loose index scan only on fresh statistics). `next` is completed with the
+    last value, and `orphans` (the text before and after a derived table) with the values walked, to count those
+    without a parent; they are integers, written as literals."""
     if real_spec is None or parent is None or parent.get("rows") != "real" or parent.get("table") is None:
-        return None
+        return None, None
     real = []
     for c in fk["columns"]:
         expr = exprs.get(c.lower()) or ""
         if not expr.startswith(ALIAS + ".`"):
-            return None
+            return None, None
         real.append(unquote("ident", expr[len(ALIAS) + 1:]))
     leading = [[c[0] for c in idx["columns"][:len(real)]] for idx in real_spec["indexes"].values()]
     if real not in leading:
-        return None
+        return None, None
     pcols = [parent["exprs"].get(c.lower()) for c in fk["ref_columns"]]
     if any(e is None for e in pcols):
-        return None
+        return None, None
     keys = ", ".join("%s AS `k%d`" % (quote_ident(c), i) for i, c in enumerate(real))
     group = ", ".join(quote_ident(c) for c in real)
     not_null = " AND ".join("%s IS NOT NULL" % quote_ident(c) for c in real)
@@ -582,16 +582,15 @@ def _orphan_values_sql(db, table, fk, exprs, parent, real_spec, walk=False):
     # The anti-join around the derived table of child values: its text before and after it.
     anti_join = ["SELECT COUNT(*) FROM (", ") `d` LEFT JOIN %s AS `p` ON %s WHERE %s IS NULL" % (
         _table(parent["schema"] or db, parent["table"]), match, bind(pcols[0], "p"))]
-    if not walk:
-        return anti_join[0] + "SELECT %s FROM %s WHERE %s GROUP BY %s" % (
-            keys, _table(db, table), not_null, group) + anti_join[1]
+    probe = anti_join[0] + "SELECT %s FROM %s WHERE %s GROUP BY %s" % (
+        keys, _table(db, table), not_null, group) + anti_join[1]
     spec = (real_spec.get("columns") or {}).get(real[0]) or {}
     if len(real) != 1 or ddl_lint.parse_type(spec.get("type") or "")["base"] not in ddl_lint.INT_BYTES:
-        return None
+        return probe, None
     column = quote_ident(real[0])
-    return {"first": "SELECT MIN(%s) FROM %s" % (column, _table(db, table)),
-            "next": "SELECT MIN(%s) FROM %s WHERE %s > " % (column, _table(db, table), column),
-            "orphans": anti_join}
+    return probe, {"first": "SELECT MIN(%s) FROM %s" % (column, _table(db, table)),
+                   "next": "SELECT MIN(%s) FROM %s WHERE %s > " % (column, _table(db, table), column),
+                   "orphans": anti_join}
 
 
 # The walk over a foreign key's distinct values stops after this many (then the GROUP BY look runs instead): each

@@ -17,6 +17,7 @@ Stdlib only (runs on target hosts).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -153,6 +154,10 @@ class Jobs:
                 os._exit(0)
             os.close(write_fd)
             _detach_stdio()
+            _close_inherited()
+            # The objects inherited from the process that started the job are never collected here: keep the
+            # collector off their pages, which then stay shared with that process instead of being copied.
+            gc.freeze()
             self._run_worker(job_dir, work, lease_s, about)
         finally:
             os._exit(0)
@@ -324,6 +329,17 @@ def _detach_stdio():
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
+
+
+def _close_inherited():
+    """Close every descriptor above stdio that the worker inherited: the module process's or, when the start runs
+    directly in Ansible's worker (plugin_utils/direct.py), that worker's pipes to Ansible's main process and whatever
+    else it holds open. The work opens what it needs itself (its connections, its files) once it runs, so a job never
+    keeps a pipe of the controller open, nor a file or a lock of the run that started it."""
+    try:
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    except (ValueError, OSError):
+        os.closerange(3, 65536)
 
 
 def _stop_children():

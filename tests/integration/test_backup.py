@@ -420,3 +420,50 @@ def test_controller_interrupt_cancels_the_dump_and_leaves_no_backup(mariadb, app
     # Once the lock is gone a dump that was still running would publish a file: there must be none.
     time.sleep(2)
     assert files_in(backup_dir) == []
+
+
+def _fds(pid):
+    """{fd: what it points to} of a live process."""
+    out = {}
+    for name in os.listdir("/proc/%d/fd" % pid):
+        with contextlib.suppress(OSError):
+            out[int(name)] = os.readlink("/proc/%d/fd/%s" % (pid, name))
+    return out
+
+
+def test_the_dump_job_started_in_ansibles_worker_holds_none_of_the_controllers_pipes(mariadb, app_db, tmp_path):
+    """On the controller the job is forked from Ansible's worker itself (no module process): once detached it must
+    keep none of that worker's descriptors, above all its pipes to Ansible's main process, nor the terminal's."""
+    backup_dir, job_tmp = tmp_path / "backups", tmp_path / "jobs"
+    backup_dir.mkdir()
+    job_tmp.mkdir()
+    inventory = backup_inventory(tmp_path, mariadb, app_db, backup_dir, backup_restore_test=False)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), TMPDIR=str(job_tmp))
+    with stalled_dump(mariadb, app_db, 60):
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/backup.yml",
+                                 "-i", str(inventory)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        job_pid, deadline = None, time.monotonic() + 60
+        while job_pid is None and time.monotonic() < deadline:
+            for status in job_tmp.glob("dbrelease-backup-job-*/status.json"):
+                with contextlib.suppress(OSError, ValueError):
+                    job_pid = json.loads(status.read_text()).get("pid")
+            time.sleep(0.1)
+        assert job_pid, "the backup job never reported"
+        controller = _fds(proc.pid)
+        job = _fds(job_pid)
+        with open("/proc/%d/cmdline" % job_pid, "rb") as handle:
+            cmdline = handle.read().replace(b"\0", b" ").decode()
+    try:
+        output = proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert recap(output)["db1"]["failed"] == 0, output[-3000:]
+    # Forked from Ansible's worker (its command line), not from a module process (python ... AnsiballZ_...).
+    assert "ansible-playbook" in cmdline and "AnsiballZ" not in cmdline, cmdline
+    assert all(job.get(fd) == os.devnull for fd in (0, 1, 2)), job
+    pipes = {target for target in controller.values() if target.startswith(("pipe:", "socket:"))}
+    assert pipes, controller  # Ansible's main process talks to its workers through pipes
+    shared = {fd: target for fd, target in job.items() if target in pipes}
+    assert shared == {}, (shared, job)

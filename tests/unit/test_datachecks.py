@@ -222,8 +222,7 @@ def test_a_foreign_key_over_one_indexed_integer_column_is_walked(columns, types,
     fk = {"columns": columns, "ref_columns": ["id"] * len(columns)}
     parent = {"rows": "real", "table": "carriers", "schema": None, "exprs": {"id": "%s.`id`" % A}}
     exprs = {c: "%s.`%s`" % (A, c) for c in columns}
-    probe = dc._orphan_values_sql("shop", "ships", fk, exprs, parent, spec)
-    walk = dc._orphan_values_sql("shop", "ships", fk, exprs, parent, spec, walk=True)
+    probe, walk = dc._orphan_looks("shop", "ships", fk, exprs, parent, spec)
     assert probe.startswith("SELECT COUNT(*) FROM (SELECT ") and "GROUP BY" in probe
     if not walks:
         assert walk is None
@@ -236,4 +235,4 @@ def test_a_foreign_key_over_one_indexed_integer_column_is_walked(columns, types,
         "SELECT 7 AS `k0`")
     # No index leads with the column: neither look applies.
     bare = table([(c, col(t)) for c, t in types.items()])
-    assert dc._orphan_values_sql("shop", "ships", fk, exprs, parent, bare, walk=True) is None
+    assert dc._orphan_looks("shop", "ships", fk, exprs, parent, bare) == (None, None)

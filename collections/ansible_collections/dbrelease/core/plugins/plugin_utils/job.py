@@ -73,15 +73,14 @@ class JobAction(DirectModuleAction):
         del tmp
         task_vars = task_vars or {}
         args = dict(self._task.args)
-        module = self._task.action
         host = task_vars.get("inventory_hostname", "?")
         if args.get("mode", "run") != "run" or self._task.check_mode:
             result.update(self.run_module(module_args=args, task_vars=task_vars))
             return result
-        # The start forks the detached job: from a module process of its own, never from this worker (whose open
-        # pipes the job would inherit). The status and cancel calls may run directly (plugin_utils/direct.py).
-        started = self._execute_module(module_name=module, module_args=dict(args, mode="start"),
-                                       task_vars=task_vars)
+        # The start forks the detached job, like the status and cancel calls directly in this worker where the module
+        # may run there (plugin_utils/direct.py), else in a module process; the job closes every descriptor it
+        # inherits (module_utils/dbrelease/job.py), so it never holds this worker's pipes.
+        started = self.run_module(module_args=dict(args, mode="start"), task_vars=task_vars)
         if started.get("failed") or started.get("finished", True):
             result.update(started)
             result.pop("finished", None)
