@@ -306,7 +306,8 @@ def table(r, command):
             q["controller_mb"], TARGETS["controller_mb"], ok("controller_mb", q["controller_mb"])),
         "",
         "Restore test / raw restore: %.2fx. Peak RSS of the host-side worker that streamed the dump: %.0f MiB "
-        "(gzip), %.0f MiB (zstd); a no-op playbook peaks at %.0f MiB."
+        "(gzip), %.0f MiB (zstd); a no-op playbook peaks at %.0f MiB. (Here the worker is forked from Ansible's "
+        "worker, the job's start running directly on the controller: its RSS counts the pages it shares with it.)"
         % (r["restore_test_s"] / r["raw_restore_s"], gz["worker_rss_mb"], zs["worker_rss_mb"], r["noop_rss_mb"]),
     ]
     return "\n".join(lines)

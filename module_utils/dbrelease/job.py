@@ -155,8 +155,8 @@ class Jobs:
             os.close(write_fd)
             _detach_stdio()
             _close_inherited()
-            # The objects inherited from the process that started the job are never collected here: keep the
-            # collector off their pages, which then stay shared with that process instead of being copied.
+            # The objects inherited from the process that started the job are never collected here: the collector's
+            # passes leave them (and their pages, shared with that process until written) alone.
             gc.freeze()
             self._run_worker(job_dir, work, lease_s, about)
         finally:
