@@ -439,24 +439,24 @@ def test_the_dump_job_started_in_ansibles_worker_holds_none_of_the_controllers_p
     job_tmp.mkdir()
     inventory = backup_inventory(tmp_path, mariadb, app_db, backup_dir, backup_restore_test=False)
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), TMPDIR=str(job_tmp))
-    with stalled_dump(mariadb, app_db, 60):
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/backup.yml",
-                                 "-i", str(inventory)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        job_pid, deadline = None, time.monotonic() + 60
-        while job_pid is None and time.monotonic() < deadline:
-            for status in job_tmp.glob("dbrelease-backup-job-*/status.json"):
-                with contextlib.suppress(OSError, ValueError):
-                    job_pid = json.loads(status.read_text()).get("pid")
-            time.sleep(0.1)
-        assert job_pid, "the backup job never reported"
-        controller = _fds(proc.pid)
-        job = _fds(job_pid)
-        with open("/proc/%d/cmdline" % job_pid, "rb") as handle:
-            cmdline = handle.read().replace(b"\0", b" ").decode()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/backup.yml",
+                             "-i", str(inventory)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
+        with stalled_dump(mariadb, app_db, 60):
+            job_pid, deadline = None, time.monotonic() + 60
+            while job_pid is None and time.monotonic() < deadline:
+                for status in job_tmp.glob("dbrelease-backup-job-*/status.json"):
+                    with contextlib.suppress(OSError, ValueError):
+                        job_pid = json.loads(status.read_text()).get("pid")
+                time.sleep(0.1)
+            assert job_pid, "the backup job never reported"
+            controller = _fds(proc.pid)
+            job = _fds(job_pid)
+            with open("/proc/%d/cmdline" % job_pid, "rb") as handle:
+                cmdline = handle.read().replace(b"\0", b" ").decode()
         output = proc.communicate(timeout=120)[0]
-    finally:
+    finally:  # whatever failed above, the playbook does not outlive the test
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert recap(output)["db1"]["failed"] == 0, output[-3000:]
