@@ -18,6 +18,10 @@ description:
   - Changes no result (templates are rendered afresh each time; compile errors are never cached). When
     ansible-core's internals are not as expected it installs nothing. C(DBRELEASE_CONTROLLER_CACHE=0) switches it
     off. With C(-vv) it prints what it did at the end of the run.
+  - With the caches it installs a shortcut for skipped tasks (C(plugin_utils/controller_skip.py)) - a task whose
+    plain C(when) is false for a host is skipped in the main process, with the very result a worker would send,
+    instead of forking a worker only to skip it. Loops, C(delegate_to), lookups in the condition and conditions that
+    fail still go to a worker. C(DBRELEASE_CONTROLLER_SKIP=0) switches the shortcut off.
   - Loaded from C(callback_plugins/) (named in ansible.cfg), no C(callbacks_enabled) needed.
 author: dbrelease
 """
@@ -25,9 +29,9 @@ author: dbrelease
 from ansible.plugins.callback import CallbackBase
 
 try:
-    from ansible_collections.dbrelease.core.plugins.plugin_utils import controller_cache
+    from ansible_collections.dbrelease.core.plugins.plugin_utils import controller_cache, controller_skip
 except ImportError:  # the project's collection is not on the collections path: nothing to install
-    controller_cache = None
+    controller_cache = controller_skip = None
 
 
 class CallbackModule(CallbackBase):
@@ -39,6 +43,8 @@ class CallbackModule(CallbackBase):
     def __init__(self):
         super().__init__()
         self._installed = controller_cache.install() if controller_cache is not None else {}
+        if self._installed:
+            self._installed["skip"] = controller_skip.install()
         self._play_values = ()
 
     def v2_playbook_on_play_start(self, play):
@@ -75,3 +81,7 @@ class CallbackModule(CallbackBase):
             self._display.vv("controller_cache: %d templates compiled before the workers forked, %d compiled again "
                              "from the cache in this process; vars_files parsed once, reused %d times"
                              % (s["prewarmed"], s["hits"], s["vars_files_hits"]))
+        if self._installed.get("skip"):
+            s = controller_skip.STATS
+            self._display.vv("controller_skip: %d skipped tasks evaluated here without a worker, %d sent to workers"
+                             % (s["skipped_here"], s["sent_to_workers"]))

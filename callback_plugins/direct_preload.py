@@ -12,6 +12,9 @@ description:
     worker (C(plugins/plugin_utils/direct.py) of the dbrelease.core collection) imports PyMySQL and
     C(module_utils/dbrelease/db.py) again in every such worker. Imported here, once, when Ansible loads its
     callbacks, every worker inherits them.
+  - When a task starts, before its workers fork, it imports that task's action plugin and, when the action runs the
+    project's module directly, the module file itself (with the module_utils it imports), once per run; each worker
+    would otherwise import and compile them again.
   - Does nothing else. When PyMySQL is not installed on the controller (every module runs on remote hosts), or with
     C(DBRELEASE_DIRECT=0) (no direct execution), it imports nothing.
   - Loaded from C(callback_plugins/) (named in ansible.cfg), no C(callbacks_enabled) needed.
@@ -38,6 +41,22 @@ def preload() -> bool:
     return db.HAS_PYMYSQL
 
 
+def preload_task(action: str) -> bool:
+    """Import the action plugin of `action` and, when it runs the project's module directly (a DirectModuleAction),
+    the module file, in this process; whether the module file was imported."""
+    from ansible.plugins.loader import action_loader, module_loader
+    from ansible_collections.dbrelease.core.plugins.plugin_utils import direct
+
+    action_class = action_loader.get(action, class_only=True)  # kept in the loader's cache, which workers inherit
+    if action_class is None or not issubclass(action_class, direct.DirectModuleAction):
+        return False
+    path = module_loader.find_plugin(action)
+    if not path:
+        return False
+    direct._load(path)  # the very cache the worker's DirectModuleAction reads
+    return True
+
+
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "notification"
@@ -46,4 +65,23 @@ class CallbackModule(CallbackBase):
 
     def __init__(self):
         super().__init__()
-        preload()
+        self._enabled = preload()
+        self._seen: set = set()
+        self.preloaded = 0
+
+    def v2_playbook_on_task_start(self, task, is_conditional=None):
+        action = getattr(task, "action", None)
+        if not self._enabled or not action or action in self._seen:
+            return
+        self._seen.add(action)
+        try:
+            self.preloaded += preload_task(action)
+        except Exception as exc:  # noqa: BLE001 - the worker imports it itself and reports what is wrong
+            self._display.vvv("direct_preload: %s not preloaded: %s" % (action, exc))
+
+    v2_playbook_on_handler_task_start = v2_playbook_on_task_start
+
+    def v2_playbook_on_stats(self, stats):
+        if self._enabled:
+            self._display.vv("direct_preload: %d of the project's modules imported before the workers forked"
+                             % self.preloaded)
